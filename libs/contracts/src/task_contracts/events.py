@@ -1,0 +1,56 @@
+"""Events published on the `task-events` topic.
+
+Producers build `TaskEvent` with a known `EventType`; consumers read with
+`parse_task_event`, which tolerates what a newer producer may add (extra fields,
+new event types) so that deploying a producer first never breaks a consumer.
+"""
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Final
+from uuid import UUID, uuid4
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from task_contracts.statuses import TaskStatus
+
+TASK_EVENTS_TOPIC: Final = "task-events"
+TASK_EVENTS_DEAD_LETTER_TOPIC: Final = "task-events-dlq"
+CURRENT_SCHEMA_VERSION: Final = 1
+
+
+class EventType(StrEnum):
+    CREATED = "task.created"
+    UPDATED = "task.updated"
+    PENDING = "task.pending"
+    IN_PROGRESS = "task.in_progress"
+    COMPLETED = "task.completed"
+    DELETED = "task.deleted"
+
+    @classmethod
+    def for_status(cls, status: TaskStatus) -> "EventType":
+        """The event a status change publishes: `task.<status>`."""
+        return cls(f"task.{status.value}")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class TaskEvent(BaseModel):
+    """A committed change to one task."""
+
+    # Unknown fields are ignored rather than rejected: consumers must keep working when a
+    # producer adds a field.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    event_id: UUID = Field(default_factory=uuid4, description="Unique per change; the dedupe key")
+    event_type: EventType
+    task_id: UUID
+    title: Annotated[str, Field(min_length=1, max_length=200)]
+    status: TaskStatus
+    priority: Annotated[int, Field(ge=1, le=5)] = Field(
+        default=1, description="The task's priority at the time of the change"
+    )
+    timestamp: AwareDatetime = Field(default_factory=_utc_now)
+    schema_version: Annotated[int, Field(ge=1)] = CURRENT_SCHEMA_VERSION

@@ -1,0 +1,48 @@
+"""Request bodies: task-api's public API and notification-service's `notify` method."""
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from task_contracts.events import TaskEvent
+from task_contracts.statuses import TaskStatus
+
+Title = Annotated[str, Field(min_length=1, max_length=200, examples=["Write the spec"])]
+Description = Annotated[str, Field(max_length=2000, examples=["Cover every route."])]
+Priority = Annotated[int, Field(ge=1, le=5, examples=[2])]
+
+
+class TaskCreate(BaseModel):
+    """Body of `POST /tasks`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: Title
+    description: Description | None = None
+    priority: Priority = 1
+
+
+class TaskUpdate(BaseModel):
+    """Body of `PATCH /tasks/{id}`: only the fields given change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: Title | None = None
+    description: Description | None = None
+    priority: Priority | None = None
+
+
+class StatusChange(BaseModel):
+    """Body of `PUT /tasks/{id}/status` (the status may also come as `?status=`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: TaskStatus
+
+
+class NotifyRequest(BaseModel):
+    """Body of notification-service's `notify` method, invoked by task-api through Dapr."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    event: TaskEvent

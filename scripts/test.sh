@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# `make test`: lint, format check, strict type check, then every test (unit, and
+# integration against real redis-server + daprd + both apps).
+set -euo pipefail
+repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo_root"
+start=$(date +%s)
+source scripts/bootstrap.sh
+echo "== ruff"
+"$UV" run --frozen ruff check .
+"$UV" run --frozen ruff format --check .
+echo "== mypy (strict)"
+"$UV" run --frozen mypy
+echo "== pytest"
+"$UV" run --frozen pytest "$@"
+echo "make test: done in $(($(date +%s) - start)) s"

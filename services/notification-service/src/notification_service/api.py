@@ -1,0 +1,41 @@
+"""notification-service's own routes: the `notify` method and the notification feed."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from notification_service.models import NotificationKind, NotificationPage, NotifyResult
+from notification_service.runtime import Runtime, get_runtime
+from task_contracts import NotifyRequest
+
+router = APIRouter(tags=["notifications"])
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+@router.post(
+    "/notify",
+    response_model=NotifyResult,
+    responses={503: {"description": "The state store is unavailable (see Retry-After)"}},
+)
+async def notify(body: NotifyRequest, runtime: RuntimeDep) -> NotifyResult:
+    """Invoked by task-api through Dapr service invocation. A repeated event is
+    acknowledged and changes nothing."""
+    event = body.event
+    new = await runtime.notifications.record(
+        NotificationKind.NOTIFY,
+        event_id=str(event.event_id),
+        event_type=event.event_type.value,
+        task_id=event.task_id,
+        title=event.title,
+        priority=event.priority,
+    )
+    return NotifyResult(status="notified" if new else "duplicate")
+
+
+@router.get("/notifications", response_model=NotificationPage)
+async def list_notifications(
+    runtime: RuntimeDep, limit: Annotated[int, Query(ge=1, le=200)] = 20
+) -> NotificationPage:
+    """The most recent notifications, newest first."""
+    return NotificationPage(items=await runtime.notifications.recent(limit))

@@ -1,0 +1,100 @@
+"""Subscription routes: Dapr delivers task events and dead letters here (see the
+Subscription resources). The answer tells Dapr what to do with each message: SUCCESS,
+RETRY (redeliver later) or DROP (to the dead-letter topic)."""
+
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import ValidationError
+
+from notification_service.models import NotificationKind
+from notification_service.notification_log import TooMuchContention
+from notification_service.ports import InfrastructureUnavailable
+from notification_service.runtime import get_runtime
+from task_contracts import CURRENT_SCHEMA_VERSION, EventType, TaskEvent
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/events", tags=["subscriptions"], include_in_schema=False)
+
+SUCCESS = {"status": "SUCCESS"}
+RETRY = {"status": "RETRY"}
+DROP = {"status": "DROP"}
+
+_KNOWN_TYPES = {t.value for t in EventType}
+# Logged once per process each, so that a stream of them does not flood the log.
+_reported_unknown_types: set[str] = set()
+_reported_schema_versions: set[int] = set()
+
+
+def _report_once(seen: set[Any], value: Any, message: str) -> None:
+    if value not in seen:
+        seen.add(value)
+        logger.warning(message, value)
+
+
+async def _envelope(request: Request) -> dict[str, Any] | None:
+    try:
+        envelope = await request.json()
+    except ValueError:
+        return None
+    return envelope if isinstance(envelope, dict) else None
+
+
+@router.post("/task-events")
+async def on_task_event(request: Request) -> dict[str, str]:
+    envelope = await _envelope(request)
+    data = envelope.get("data") if envelope else None
+    if not isinstance(data, dict):
+        logger.warning("undecodable message on task-events: dropped to the dead-letter topic")
+        return DROP
+    event_type = data.get("event_type")
+    if event_type not in _KNOWN_TYPES:
+        # A newer producer's event: acknowledge it, never retry it forever.
+        _report_once(_reported_unknown_types, str(event_type), "ignoring unknown event type %s")
+        return SUCCESS
+    try:
+        event = TaskEvent.model_validate(data)
+    except ValidationError:
+        logger.warning("invalid %s event: dropped to the dead-letter topic", event_type)
+        return DROP
+    if event.schema_version > CURRENT_SCHEMA_VERSION:
+        _report_once(
+            _reported_schema_versions,
+            event.schema_version,
+            "event schema version %s is newer than this service knows; reading known fields",
+        )
+    try:
+        await get_runtime(request).notifications.record(
+            NotificationKind.ACTIVITY,
+            event_id=str(event.event_id),
+            event_type=event.event_type.value,
+            task_id=event.task_id,
+            title=event.title,
+            priority=event.priority,
+        )
+    except (InfrastructureUnavailable, TooMuchContention) as error:
+        logger.warning("could not record event %s (%s): will be redelivered", event.event_id, error)
+        return RETRY
+    return SUCCESS
+
+
+@router.post("/dead-letters")
+async def on_dead_letter(request: Request) -> dict[str, str]:
+    """Whatever arrives here is recorded as it is: it already failed elsewhere."""
+    envelope = await _envelope(request) or {}
+    data = envelope.get("data")
+    fields = data if isinstance(data, dict) else {}
+    title = fields.get("title")
+    try:
+        await get_runtime(request).notifications.record(
+            NotificationKind.DEAD_LETTER,
+            event_id=str(envelope.get("id", "unknown")),
+            event_type=str(fields.get("event_type", envelope.get("type", "unknown"))),
+            title=title if isinstance(title, str) else None,
+        )
+    except (InfrastructureUnavailable, TooMuchContention) as error:
+        logger.warning("could not record a dead letter (%s): will be redelivered", error)
+        return RETRY
+    return SUCCESS

@@ -1,0 +1,69 @@
+"""The notification-service ASGI app: `uvicorn notification_service.main:app`."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from notification_service import api, events, health
+from notification_service.notification_log import NotificationLog, TooMuchContention
+from notification_service.ports import InfrastructureUnavailable
+from notification_service.runtime import Connector, Runtime
+from notification_service.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, connect: Connector | None = None) -> FastAPI:
+    settings = settings or Settings()
+    if connect is None:
+        from notification_service.dapr_adapters import connect_dapr
+
+        connect = connect_dapr
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with connect(settings) as state:
+            app.state.runtime = Runtime(
+                state=state,
+                notifications=NotificationLog(
+                    state,
+                    capacity=settings.recent_capacity,
+                    dedupe_ttl_seconds=settings.dedupe_ttl_seconds,
+                ),
+            )
+            yield
+
+    app = FastAPI(
+        title="notification-service",
+        version="0.1.0",
+        summary="Turns task events into notifications",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.include_router(api.router)
+    app.include_router(events.router)
+    app.include_router(health.router)
+
+    async def unavailable(_: Request, error: Exception) -> JSONResponse:
+        logger.warning("state store unavailable: %s", error)
+        return JSONResponse(
+            {"detail": "the state store is unavailable; retry later"},
+            status_code=503,
+            headers={"Retry-After": str(settings.retry_after_seconds)},
+        )
+
+    async def unexpected(_: Request, error: Exception) -> JSONResponse:
+        logger.exception("unhandled error", exc_info=error)
+        return JSONResponse({"detail": "internal error"}, status_code=500)
+
+    app.add_exception_handler(InfrastructureUnavailable, unavailable)
+    app.add_exception_handler(TooMuchContention, unavailable)
+    app.add_exception_handler(Exception, unexpected)
+    return app
+
+
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+app = create_app()

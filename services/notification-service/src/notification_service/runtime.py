@@ -1,0 +1,25 @@
+"""What the routes need at run time, built once per process in the lifespan."""
+
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from notification_service.notification_log import NotificationLog
+from notification_service.ports import StateStore
+from notification_service.settings import Settings
+
+# Opens the state port for the app's lifetime: Dapr in production, memory in unit tests.
+Connector = Callable[[Settings], AbstractAsyncContextManager[StateStore]]
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    state: StateStore
+    notifications: NotificationLog
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime

@@ -1,0 +1,17 @@
+"""notification-service settings, from `NOTIFICATION_SERVICE_*` environment variables."""
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NOTIFICATION_SERVICE_")
+
+    state_store: str = "statestore"
+    # How many notifications GET /notifications can page through.
+    recent_capacity: int = 1000
+    # How long a delivered event id is remembered, so a late redelivery is still a
+    # duplicate after it has left the recent list.
+    dedupe_ttl_seconds: int = 7 * 24 * 3600
+    # Deadline of each call to the sidecar, unless DAPR_API_TIMEOUT_SECONDS sets one.
+    dapr_call_timeout_seconds: float = 5.0
+    retry_after_seconds: int = 2

@@ -1,0 +1,44 @@
+"""task-api's own subscriber: a completed task is announced to notification-service by
+service invocation. Dapr delivers the events (see the Subscription resources); the
+answer tells Dapr what to do with each: SUCCESS, RETRY (redeliver) or DROP (dead
+letter)."""
+
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import ValidationError
+
+from task_api.ports import InfrastructureUnavailable
+from task_api.runtime import get_runtime
+from task_contracts import TaskEvent
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/events", tags=["subscriptions"], include_in_schema=False)
+
+SUCCESS = {"status": "SUCCESS"}
+RETRY = {"status": "RETRY"}
+DROP = {"status": "DROP"}
+
+
+@router.post("/task-completed")
+async def on_task_completed(request: Request) -> dict[str, str]:
+    try:
+        envelope: Any = await request.json()
+        event = TaskEvent.model_validate(envelope["data"])
+    except (ValueError, KeyError, TypeError, ValidationError):
+        logger.warning("undecodable task.completed event: dropped to the dead-letter topic")
+        return DROP
+    try:
+        await get_runtime(request).notifications.notify(event)
+    except InfrastructureUnavailable as error:
+        logger.warning("notify for task %s failed (%s): will be redelivered", event.task_id, error)
+        return RETRY
+    return SUCCESS
+
+
+@router.post("/ignored")
+async def on_other_event() -> dict[str, str]:
+    """Every other task event: task-api has nothing to do for it."""
+    return SUCCESS

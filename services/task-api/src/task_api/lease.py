@@ -1,0 +1,46 @@
+"""A short per-task lease that serializes writers of one task.
+
+Why: on Redis, a Dapr state transaction is MULTI/EXEC over one script per operation.
+When one operation's ETag check fails the others still run, including the commit
+marker of Dapr's outbox, so a lost race would still publish its event. Holding the
+task's lease while reading it and writing it makes a failing ETag check practically
+impossible; the write still carries the ETag, so even a lease that expired under a
+stalled writer can never overwrite a newer version.
+"""
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from uuid import UUID, uuid4
+
+from task_api.errors import TaskBusy
+from task_api.ports import EtagMismatch, StateStore
+
+LEASE_TTL_SECONDS = 10
+LEASE_WAIT_SECONDS = 2.0
+
+
+def lease_key(task_id: UUID) -> str:
+    return f"lease:task:{task_id}"
+
+
+@contextlib.asynccontextmanager
+async def task_lease(state: StateStore, task_id: UUID) -> AsyncIterator[None]:
+    key = lease_key(task_id)
+    owner = uuid4().bytes
+    deadline = time.monotonic() + LEASE_WAIT_SECONDS
+    delay = 0.002
+    while True:
+        try:
+            await state.save(key, owner, etag=None, first_write=True, ttl_seconds=LEASE_TTL_SECONDS)
+            break
+        except EtagMismatch:
+            if time.monotonic() + delay > deadline:
+                raise TaskBusy(str(task_id)) from None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+    try:
+        yield
+    finally:
+        await state.delete(key)

@@ -1,0 +1,72 @@
+"""The task-api ASGI app: `uvicorn task_api.main:app`."""
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from task_api import api, events, health
+from task_api.body_limit import BodySizeLimit
+from task_api.http_errors import install_error_handlers
+from task_api.ports import InfrastructureUnavailable, SecretStore
+from task_api.runtime import Connector, Runtime
+from task_api.settings import Settings
+from task_api.tasks import TaskService
+
+logger = logging.getLogger(__name__)
+
+SECRET_WAIT_SECONDS = 60.0
+
+
+async def _read_api_key(secrets: SecretStore, name: str) -> bytes:
+    """The key from the secret store, waiting out a sidecar that is still starting."""
+    deadline = time.monotonic() + SECRET_WAIT_SECONDS
+    while True:
+        try:
+            return (await secrets.get_secret(name)).encode()
+        except InfrastructureUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            logger.info("secret store not ready yet; retrying")
+            await asyncio.sleep(1)
+
+
+def create_app(settings: Settings | None = None, connect: Connector | None = None) -> FastAPI:
+    settings = settings or Settings()
+    if connect is None:
+        from task_api.dapr_adapters import connect_dapr
+
+        connect = connect_dapr
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with connect(settings) as ports:
+            app.state.runtime = Runtime(
+                tasks=TaskService(ports.state),
+                state=ports.state,
+                notifications=ports.notifications,
+                api_key=await _read_api_key(ports.secrets, settings.api_key_secret),
+            )
+            logger.info("task-api ready: API key loaded from the secret store")
+            yield
+
+    app = FastAPI(
+        title="task-api",
+        version="0.1.0",
+        summary="Tasks on Dapr state, pub/sub and secrets",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.include_router(api.router)
+    app.include_router(health.router)
+    app.include_router(events.router)
+    install_error_handlers(app, settings.retry_after_seconds)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app
+
+
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+app = create_app()

@@ -1,0 +1,74 @@
+"""The small interfaces task-api needs from its infrastructure.
+
+`dapr_adapters` implements them on the Dapr sidecar; unit tests use in-memory fakes.
+Nothing here knows about gRPC, Redis or HTTP.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from task_contracts import TaskEvent
+
+
+class InfrastructureUnavailable(Exception):
+    """The sidecar or the store behind it did not answer: the caller may retry later."""
+
+
+class EtagMismatch(Exception):
+    """A conditional write lost: the stored version is not the one the write expected."""
+
+
+@dataclass(frozen=True, slots=True)
+class Versioned:
+    data: bytes
+    etag: str
+
+
+class StateStore(Protocol):
+    async def get(self, key: str) -> Versioned | None: ...
+
+    async def get_many(self, keys: Sequence[str]) -> Mapping[str, Versioned]:
+        """The keys that exist, with their values; missing keys are left out."""
+        ...
+
+    async def save(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        etag: str | None,
+        first_write: bool = False,
+        ttl_seconds: int | None = None,
+    ) -> None:
+        """Write `data`. With `etag`, only over that version; with `first_write` and no
+        etag, only if the key does not exist. Raises EtagMismatch otherwise."""
+        ...
+
+    async def delete(self, key: str) -> None: ...
+
+    async def save_with_event(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        etag: str | None,
+        event: TaskEvent,
+        ttl_seconds: int | None = None,
+    ) -> None:
+        """Write `data` and publish `event` if, and only if, the write commits."""
+        ...
+
+    async def ping(self) -> None:
+        """Raises InfrastructureUnavailable unless the sidecar and the store answer."""
+        ...
+
+
+class SecretStore(Protocol):
+    async def get_secret(self, name: str) -> str: ...
+
+
+class NotificationClient(Protocol):
+    async def notify(self, event: TaskEvent) -> None:
+        """Deliver `event` to notification-service. Raises InfrastructureUnavailable."""
+        ...

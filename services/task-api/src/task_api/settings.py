@@ -1,0 +1,22 @@
+"""task-api settings, from `TASK_API_*` environment variables.
+
+Only names of Dapr resources and tuning live here: no addresses, no credentials. The
+Dapr SDK finds its sidecar through the `DAPR_*` variables daprd's launcher sets.
+"""
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TASK_API_")
+
+    state_store: str = "statestore"
+    secret_store: str = "secretstore"  # noqa: S105 - a component name, not a secret
+    api_key_secret: str = "task-api-key"  # noqa: S105 - the name of the secret
+    notification_app_id: str = "notification-service"
+    notify_method: str = "notify"
+    max_body_bytes: int = 64 * 1024
+    # Deadline of each call to the sidecar, unless DAPR_API_TIMEOUT_SECONDS sets one.
+    dapr_call_timeout_seconds: float = 5.0
+    # Seconds a client is told to wait when the sidecar or the store is down.
+    retry_after_seconds: int = 2

@@ -1,0 +1,209 @@
+"""The task domain: what each REST operation does to the store and which event it
+publishes. Routes call this; this calls the ports."""
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from uuid import UUID, uuid4
+
+from pydantic import BaseModel
+
+from task_api.cursor import decode_cursor, encode_cursor
+from task_api.errors import IdempotencyKeyReused, PreconditionFailed, TaskNotFound
+from task_api.lease import task_lease
+from task_api.models import Task, TaskPage
+from task_api.ports import EtagMismatch, StateStore, Versioned
+from task_api.records import TaskRecord, created_record, event_for, new_revision, task_key
+from task_api.task_index import IndexEntry, TaskIndex
+from task_contracts import EventType, TaskCreate, TaskStatus, TaskUpdate
+
+TOMBSTONE_TTL_SECONDS = 7 * 24 * 3600
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+# Tasks fetched per bulk read while filling a page.
+LIST_BATCH = 100
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _IdempotentCreate(BaseModel):
+    """What an Idempotency-Key stands for: the request it came with and the task that
+    request creates."""
+
+    request: TaskCreate
+    task: Task
+
+
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    record: TaskRecord
+    etag: str
+
+
+Change = Callable[[Task, datetime], tuple[Task, EventType] | None]
+
+
+class TaskService:
+    def __init__(self, state: StateStore, clock: Callable[[], datetime] = utc_now) -> None:
+        self._state = state
+        self._index = TaskIndex(state)
+        self._clock = clock
+
+    # --- reads ---------------------------------------------------------------------
+
+    async def get(self, task_id: UUID) -> TaskRecord:
+        return (await self._load(task_id)).record
+
+    async def list(self, *, status: TaskStatus | None, limit: int, cursor: str | None) -> TaskPage:
+        after = decode_cursor(cursor) if cursor else None
+        entries = list(await self._index.newest_first(before=after))
+        items: list[Task] = []
+        last: IndexEntry | None = None
+        for start in range(0, len(entries), LIST_BATCH):
+            batch = entries[start : start + LIST_BATCH]
+            found = await self._state.get_many([task_key(e.task_id) for e in batch])
+            for entry in batch:
+                stored = found.get(task_key(entry.task_id))
+                if stored is not None:
+                    record = TaskRecord.from_bytes(stored.data)
+                    if record.deleted_at is None and status in (None, record.task.status):
+                        items.append(record.task)
+                if len(items) == limit:
+                    last = entry
+                    break
+            if last is not None:
+                break
+        more = last is not None and entries[-1] != last
+        return TaskPage(items=items, next_cursor=encode_cursor(last) if more and last else None)
+
+    # --- writes --------------------------------------------------------------------
+
+    async def create(self, request: TaskCreate, idempotency_key: str | None = None) -> TaskRecord:
+        now = self._clock()
+        task = Task(
+            id=uuid4(),
+            title=request.title,
+            description=request.description,
+            priority=request.priority,
+            created_at=now,
+            updated_at=now,
+        )
+        if idempotency_key is not None:
+            task = await self._claim_idempotency_key(idempotency_key, request, task)
+            existing = await self._load_optional(task.id)
+            if existing is not None:
+                return existing.record
+        record = created_record(task)
+        # Index first: a task is never committed without being listable.
+        await self._index.add(IndexEntry(task.created_at, task.id))
+        await self._state.save_with_event(
+            task_key(task.id),
+            record.to_bytes(),
+            etag=None,
+            event=event_for(task, EventType.CREATED, now),
+        )
+        return record
+
+    async def update(self, task_id: UUID, changes: TaskUpdate, if_match: str | None) -> TaskRecord:
+        fields = changes.model_dump(exclude_unset=True)
+
+        def apply(task: Task, now: datetime) -> tuple[Task, EventType] | None:
+            updated = task.model_copy(update=fields)
+            if updated == task:
+                return None
+            return updated.model_copy(update={"updated_at": now}), EventType.UPDATED
+
+        return await self._change(task_id, if_match, apply)
+
+    async def change_status(
+        self, task_id: UUID, status: TaskStatus, if_match: str | None
+    ) -> TaskRecord:
+        def apply(task: Task, now: datetime) -> tuple[Task, EventType] | None:
+            if task.status == status:
+                return None
+            changed = task.model_copy(update={"status": status, "updated_at": now})
+            return changed, EventType.for_status(status)
+
+        return await self._change(task_id, if_match, apply)
+
+    async def delete(self, task_id: UUID, if_match: str | None) -> None:
+        async with task_lease(self._state, task_id):
+            loaded = await self._load(task_id)
+            self._check_precondition(loaded, if_match)
+            now = self._clock()
+            tombstone = loaded.record.model_copy(
+                update={"deleted_at": now, "revision": new_revision()}
+            )
+            await self._state.save_with_event(
+                task_key(task_id),
+                tombstone.to_bytes(),
+                etag=loaded.etag,
+                event=event_for(loaded.record.task, EventType.DELETED, now),
+                ttl_seconds=TOMBSTONE_TTL_SECONDS,
+            )
+        # After the commit: until this lands, readers skip the entry of the tombstone.
+        await self._index.remove(task_id)
+
+    # --- helpers -------------------------------------------------------------------
+
+    async def _change(self, task_id: UUID, if_match: str | None, change: Change) -> TaskRecord:
+        async with task_lease(self._state, task_id):
+            loaded = await self._load(task_id)
+            self._check_precondition(loaded, if_match)
+            now = self._clock()
+            outcome = change(loaded.record.task, now)
+            if outcome is None:
+                return loaded.record
+            task, event_type = outcome
+            record = TaskRecord(task=task, revision=new_revision())
+            await self._state.save_with_event(
+                task_key(task_id),
+                record.to_bytes(),
+                etag=loaded.etag,
+                event=event_for(task, event_type, now),
+            )
+            return record
+
+    @staticmethod
+    def _check_precondition(loaded: _Loaded, if_match: str | None) -> None:
+        if if_match is not None and if_match != loaded.record.revision:
+            raise PreconditionFailed(str(loaded.record.task.id))
+
+    async def _load_optional(self, task_id: UUID) -> _Loaded | None:
+        stored: Versioned | None = await self._state.get(task_key(task_id))
+        if stored is None:
+            return None
+        record = TaskRecord.from_bytes(stored.data)
+        if record.deleted_at is not None:
+            return None
+        return _Loaded(record, stored.etag)
+
+    async def _load(self, task_id: UUID) -> _Loaded:
+        loaded = await self._load_optional(task_id)
+        if loaded is None:
+            raise TaskNotFound(str(task_id))
+        return loaded
+
+    async def _claim_idempotency_key(self, key: str, request: TaskCreate, task: Task) -> Task:
+        """The task this key creates: ours if the key is new, else the first request's."""
+        state_key = "idempotency:" + hashlib.sha256(key.encode()).hexdigest()
+        claim = _IdempotentCreate(request=request, task=task)
+        try:
+            await self._state.save(
+                state_key,
+                claim.model_dump_json().encode(),
+                etag=None,
+                first_write=True,
+                ttl_seconds=IDEMPOTENCY_TTL_SECONDS,
+            )
+            return task
+        except EtagMismatch:
+            stored = await self._state.get(state_key)
+            if stored is None:  # expired between the two calls: claim it again
+                return await self._claim_idempotency_key(key, request, task)
+            first = _IdempotentCreate.model_validate_json(stored.data)
+            if first.request != request:
+                raise IdempotencyKeyReused(key) from None
+            return first.task

@@ -1,0 +1,45 @@
+"""Dapr resources for one test run: the repo's own `components/`, pointed at the test
+Redis and at a secrets file with a key generated for the run."""
+
+import json
+import secrets
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+COMPONENTS = REPO_ROOT / "components"
+
+
+def _set_metadata(resource: dict[str, Any], name: str, value: str) -> None:
+    for item in resource.get("spec", {}).get("metadata", []) or []:
+        if item["name"] == name:
+            item["value"] = value
+
+
+def write_resources(target: Path, *, redis_port: int) -> tuple[Path, Path, str]:
+    """Write resources and a Dapr Configuration under `target`.
+
+    Returns the resources directory, the configuration file and the generated API key.
+    """
+    resources_dir = target / "resources"
+    resources_dir.mkdir(parents=True)
+    api_key = secrets.token_urlsafe(24)
+    secrets_file = target / "secrets.json"
+    secrets_file.write_text(json.dumps({"task-api-key": api_key}))
+
+    for source in sorted(COMPONENTS.glob("*.yaml")):
+        documents = [d for d in yaml.safe_load_all(source.read_text()) if d]
+        for resource in documents:
+            _set_metadata(resource, "redisHost", f"127.0.0.1:{redis_port}")
+            _set_metadata(resource, "secretsFile", str(secrets_file))
+        (resources_dir / source.name).write_text(yaml.safe_dump_all(documents))
+
+    config = yaml.safe_load((COMPONENTS / "config" / "config.yaml").read_text())
+    config["spec"]["nameResolution"]["configuration"]["connectionString"] = str(
+        target / "name-resolution.db"
+    )
+    config_file = target / "config.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    return resources_dir, config_file, api_key

@@ -1,0 +1,176 @@
+"""The whole system on free ports: redis-server, a daprd per service, both apps."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from harness.processes import ManagedProcess, free_port, wait_until
+from harness.resources import REPO_ROOT, write_resources
+
+START_TIMEOUT = 60.0
+
+
+def dapr_runtime_dir() -> Path:
+    """Where the pinned daprd lives: the Makefile exports it; otherwise ask the script
+    that provides it (a cache hit takes well under a second)."""
+    given = os.environ.get("TASK_PLATFORM_DAPR_RUNTIME_PATH")
+    if given:
+        return Path(given)
+    out = subprocess.run(
+        [str(REPO_ROOT / "scripts" / "ensure-dapr.sh")], check=True, capture_output=True, text=True
+    )
+    return Path(out.stdout.strip())
+
+
+def _http_ok(url: str, expected: tuple[int, ...] = (200, 204)) -> bool:
+    try:
+        return httpx.get(url, timeout=2.0).status_code in expected
+    except httpx.HTTPError:
+        return False
+
+
+def redis_ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1.0) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@dataclass
+class Service:
+    app_id: str
+    module: str
+    app_port: int = field(default_factory=free_port)
+    http_port: int = field(default_factory=free_port)
+    grpc_port: int = field(default_factory=free_port)
+    internal_grpc_port: int = field(default_factory=free_port)
+    sidecar: ManagedProcess | None = None
+    app: ManagedProcess | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.app_port}"
+
+    @property
+    def sidecar_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def sidecar_healthy(self) -> bool:
+        return _http_ok(f"{self.sidecar_url}/v1.0/healthz")
+
+    def app_ready(self) -> bool:
+        return _http_ok(f"{self.url}/ready", (200,))
+
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
+        wait_until(
+            self.sidecar_healthy, timeout=timeout, what=f"{self.app_id} sidecar /v1.0/healthz"
+        )
+        wait_until(self.app_ready, timeout=timeout, what=f"{self.app_id} /ready")
+
+    def processes(self) -> list[ManagedProcess]:
+        return [p for p in (self.sidecar, self.app) if p is not None]
+
+
+class Stack:
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.redis_port = free_port()
+        self.redis = ManagedProcess(
+            "redis",
+            [
+                shutil.which("redis-server") or "redis-server",
+                "--port", str(self.redis_port),
+                "--bind", "127.0.0.1",
+                "--dir", str(workdir),
+                "--save", "",
+                "--appendonly", "yes",
+                "--appendfsync", "always",
+            ],
+            workdir / "redis.log",
+        )  # fmt: skip
+        self.task_api = Service("task-api", "task_api.main:app")
+        self.notification_service = Service("notification-service", "notification_service.main:app")
+        self.resources_dir, self.config_file, self.api_key = write_resources(
+            workdir, redis_port=self.redis_port
+        )
+        daprd = dapr_runtime_dir() / ".dapr" / "bin" / "daprd"
+        for service in self.services:
+            service.sidecar = self._sidecar(service, daprd)
+            service.app = self._app(service)
+
+    @property
+    def services(self) -> tuple[Service, Service]:
+        return (self.task_api, self.notification_service)
+
+    @property
+    def processes(self) -> list[ManagedProcess]:
+        return [self.redis] + [p for s in self.services for p in s.processes()]
+
+    def _sidecar(self, service: Service, daprd: Path) -> ManagedProcess:
+        return ManagedProcess(
+            f"{service.app_id}-daprd",
+            [
+                str(daprd),
+                "--app-id", service.app_id,
+                "--app-port", str(service.app_port),
+                "--app-protocol", "http",
+                "--app-channel-address", "127.0.0.1",
+                "--dapr-http-port", str(service.http_port),
+                "--dapr-grpc-port", str(service.grpc_port),
+                "--dapr-internal-grpc-port", str(service.internal_grpc_port),
+                "--dapr-listen-addresses", "127.0.0.1",
+                "--enable-metrics=false",
+                "--resources-path", str(self.resources_dir),
+                "--config", str(self.config_file),
+                "--log-level", "info",
+            ],
+            self.workdir / f"{service.app_id}-daprd.log",
+            # Announce a loopback address in name resolution: the machine may have no
+            # other interface that the other sidecar can reach.
+            env={"DAPR_HOST_IP": "127.0.0.1"},
+        )  # fmt: skip
+
+    def _app(self, service: Service) -> ManagedProcess:
+        return ManagedProcess(
+            service.app_id,
+            [
+                sys.executable, "-m", "uvicorn", service.module,
+                "--host", "127.0.0.1",
+                "--port", str(service.app_port),
+                "--no-access-log",
+            ],
+            self.workdir / f"{service.app_id}.log",
+            env={
+                "DAPR_HTTP_PORT": str(service.http_port),
+                "DAPR_GRPC_PORT": str(service.grpc_port),
+                "PYTHONUNBUFFERED": "1",
+            },
+        )  # fmt: skip
+
+    def start(self) -> None:
+        self.redis.start()
+        wait_until(lambda: redis_ping(self.redis_port), timeout=START_TIMEOUT, what="redis-server")
+        for service in self.services:
+            assert service.sidecar is not None
+            assert service.app is not None
+            service.sidecar.start()
+            service.app.start()
+        for service in self.services:
+            service.wait_ready()
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+
+    def log_tails(self, lines: int = 40) -> str:
+        return "\n\n".join(
+            f"===== {p.name} ({p.log_path}) =====\n{p.log_tail(lines)}" for p in self.processes
+        )
