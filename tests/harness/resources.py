@@ -29,14 +29,14 @@ def write_resources(target: Path, *, redis_port: int) -> tuple[Path, Path, str]:
     secrets_file = target / "secrets.json"
     secrets_file.write_text(json.dumps({"task-api-key": api_key}))
 
-    for source in sorted(COMPONENTS.glob("*.yaml")):
+    for source in sorted((COMPONENTS / "resources").glob("*.yaml")):
         documents = [d for d in yaml.safe_load_all(source.read_text()) if d]
         for resource in documents:
             _set_metadata(resource, "redisHost", f"127.0.0.1:{redis_port}")
             _set_metadata(resource, "secretsFile", str(secrets_file))
         (resources_dir / source.name).write_text(yaml.safe_dump_all(documents))
 
-    config = yaml.safe_load((COMPONENTS / "config" / "config.yaml").read_text())
+    config = yaml.safe_load((COMPONENTS / "config.yaml").read_text())
     config["spec"]["nameResolution"]["configuration"]["connectionString"] = str(
         target / "name-resolution.db"
     )

@@ -1,0 +1,28 @@
+# Two commands on a fresh machine: `make up` runs the system, `make test` tests it.
+# Each installs what it needs first (scripts/bootstrap.sh) or says what is missing.
+SHELL := bash
+.DEFAULT_GOAL := help
+
+.PHONY: help up test watch schemas fmt dapr
+
+help: ## this list
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+up: ## run both services with their sidecars and Redis (Ctrl-C stops all)
+	@scripts/up.sh
+
+test: ## lint, type-check and run every test (unit + integration on real daprd/Redis)
+	@scripts/test.sh
+
+watch: ## follow the notifications of the stack that `make up` runs
+	@scripts/watch.sh
+
+schemas: ## rewrite the committed JSON Schemas of libs/contracts from the models
+	@source scripts/bootstrap.sh && "$$UV" run --frozen python -c \
+	  'from pathlib import Path; from task_contracts.schemas import write_schemas; write_schemas(Path("libs/contracts/schemas"))'
+
+fmt: ## format and autofix
+	@source scripts/bootstrap.sh && "$$UV" run --frozen ruff format . && "$$UV" run --frozen ruff check --fix .
+
+dapr: ## build or locate the pinned daprd and dapr CLI, print where they are
+	@scripts/ensure-dapr.sh
