@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from task_contracts.events import TaskEvent
 from task_contracts.statuses import TaskStatus
@@ -28,8 +28,16 @@ class TaskUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     title: Title | None = None
-    description: Description | None = None
+    description: Description | None = Field(default=None, description="null clears it")
     priority: Priority | None = None
+
+    @model_validator(mode="after")
+    def _required_fields_are_not_cleared(self) -> "TaskUpdate":
+        # Leaving a field out keeps it; only the description may be set to null.
+        for name in ("title", "priority"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
 
 
 class StatusChange(BaseModel):

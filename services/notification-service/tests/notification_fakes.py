@@ -1,0 +1,47 @@
+"""An in-memory state port for notification-service's unit tests."""
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from notification_service.ports import EtagMismatch, InfrastructureUnavailable, Versioned
+from notification_service.settings import Settings
+
+
+@dataclass
+class MemoryState:
+    """Keys with integer versions, like state.redis."""
+
+    items: dict[str, Versioned] = field(default_factory=dict)
+    down: bool = False
+
+    async def get(self, key: str) -> Versioned | None:
+        if self.down:
+            raise InfrastructureUnavailable("down (fake)")
+        return self.items.get(key)
+
+    async def save(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        etag: str | None,
+        first_write: bool = False,
+        ttl_seconds: int | None = None,
+    ) -> None:
+        if self.down:
+            raise InfrastructureUnavailable("down (fake)")
+        current = self.items.get(key)
+        if etag is not None and (current is None or current.etag != etag):
+            raise EtagMismatch(key)
+        if etag is None and first_write and current is not None:
+            raise EtagMismatch(key)
+        self.items[key] = Versioned(data, str(int(current.etag) + 1 if current else 1))
+
+    async def ping(self) -> None:
+        if self.down:
+            raise InfrastructureUnavailable("down (fake)")
+
+    @contextlib.asynccontextmanager
+    async def connect(self, _: Settings) -> AsyncIterator["MemoryState"]:
+        yield self

@@ -1,0 +1,91 @@
+"""Exactly-once recording on an in-memory store."""
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+
+import pytest
+from notification_fakes import MemoryState
+
+from notification_service.models import NotificationKind
+from notification_service.notification_log import NotificationLog, describe
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 28, 12, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
+
+
+def make_log(state: MemoryState, capacity: int = 100) -> NotificationLog:
+    return NotificationLog(state, capacity=capacity, dedupe_ttl_seconds=60, clock=Clock())
+
+
+async def record(
+    log: NotificationLog, event_id: str, kind: NotificationKind = NotificationKind.NOTIFY
+) -> bool:
+    return await log.record(
+        kind, event_id=event_id, event_type="task.completed", task_id=uuid4(), title="T", priority=2
+    )
+
+
+def test_the_log_line_quotes_the_title() -> None:
+    task_id = uuid4()
+    line = describe(NotificationKind.NOTIFY, "task.completed", task_id, 'Say "hi"\nFAKE', 2)
+    assert line == f'NOTIFY task.completed task={task_id} "Say \\"hi\\"\\nFAKE" (priority 2)'
+    assert "\n" not in line
+
+
+async def test_a_repeated_event_is_recorded_and_logged_once(
+    state: MemoryState, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = make_log(state)
+    caplog.set_level(logging.INFO, logger="notifications")
+    assert await record(log, "e1") is True
+    assert await record(log, "e1") is False
+    assert [n.event_id for n in await log.recent(10)] == ["e1"]
+    assert len([r for r in caplog.records if r.name == "notifications"]) == 1
+
+
+async def test_the_same_event_may_be_both_activity_and_notify(state: MemoryState) -> None:
+    log = make_log(state)
+    assert await record(log, "e1", NotificationKind.ACTIVITY)
+    assert await record(log, "e1", NotificationKind.NOTIFY)
+    assert len(await log.recent(10)) == 2
+
+
+async def test_concurrent_deliveries_record_once(state: MemoryState) -> None:
+    log = make_log(state)
+    outcomes = await asyncio.gather(*(record(log, "same") for _ in range(10)))
+    assert outcomes.count(True) == 1
+    assert len(await log.recent(10)) == 1
+
+
+async def test_a_crash_after_the_claim_is_repaired_by_the_redelivery(state: MemoryState) -> None:
+    log = make_log(state)
+    await record(log, "e1")
+    # As if the first delivery had claimed the event and crashed before listing it.
+    del state.items["notifications:recent"]
+    assert await record(log, "e1") is True
+    assert [n.event_id for n in await log.recent(10)] == ["e1"]
+    assert await record(log, "e1") is False
+
+
+async def test_an_evicted_event_stays_a_duplicate(state: MemoryState) -> None:
+    log = make_log(state, capacity=3)
+    for i in range(5):
+        await record(log, f"e{i}")
+    assert [n.event_id for n in await log.recent(10)] == ["e4", "e3", "e2"]
+    assert await record(log, "e0") is False
+    assert [n.event_id for n in await log.recent(10)] == ["e4", "e3", "e2"]
+
+
+async def test_recent_is_newest_first_and_limited(state: MemoryState) -> None:
+    log = make_log(state)
+    for i in range(5):
+        await record(log, f"e{i}")
+    assert [n.event_id for n in await log.recent(2)] == ["e4", "e3"]

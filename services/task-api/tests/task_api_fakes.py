@@ -1,0 +1,110 @@
+"""In-memory stand-ins for task-api's ports, for unit tests only."""
+
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from task_api.ports import EtagMismatch, InfrastructureUnavailable, Versioned
+from task_api.runtime import Ports
+from task_api.settings import Settings
+from task_contracts import TaskEvent
+
+
+@dataclass
+class MemoryState:
+    """Keys with integer versions, like state.redis: a write must name the current
+    version, or (first-write) find the key absent."""
+
+    items: dict[str, Versioned] = field(default_factory=dict)
+    published: list[TaskEvent] = field(default_factory=list)
+    ttls: dict[str, int] = field(default_factory=dict)
+    down: bool = False
+
+    def _check_up(self) -> None:
+        if self.down:
+            raise InfrastructureUnavailable("state store is down (fake)")
+
+    async def get(self, key: str) -> Versioned | None:
+        self._check_up()
+        return self.items.get(key)
+
+    async def get_many(self, keys: Sequence[str]) -> Mapping[str, Versioned]:
+        self._check_up()
+        return {k: self.items[k] for k in keys if k in self.items}
+
+    def _write(self, key: str, data: bytes, etag: str | None, first_write: bool) -> None:
+        current = self.items.get(key)
+        if etag is not None and (current is None or current.etag != etag):
+            raise EtagMismatch(key)
+        if etag is None and first_write and current is not None:
+            raise EtagMismatch(key)
+        version = int(current.etag) + 1 if current else 1
+        self.items[key] = Versioned(data, str(version))
+
+    async def save(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        etag: str | None,
+        first_write: bool = False,
+        ttl_seconds: int | None = None,
+    ) -> None:
+        self._check_up()
+        self._write(key, data, etag, first_write)
+        if ttl_seconds:
+            self.ttls[key] = ttl_seconds
+
+    async def delete(self, key: str) -> None:
+        self._check_up()
+        self.items.pop(key, None)
+
+    async def save_with_event(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        etag: str | None,
+        event: TaskEvent,
+        ttl_seconds: int | None = None,
+    ) -> None:
+        self._check_up()
+        self._write(key, data, etag, first_write=False)
+        if ttl_seconds:
+            self.ttls[key] = ttl_seconds
+        self.published.append(event)
+
+    async def ping(self) -> None:
+        self._check_up()
+
+
+@dataclass
+class MemorySecrets:
+    values: dict[str, str] = field(default_factory=dict)
+
+    async def get_secret(self, name: str) -> str:
+        return self.values[name]
+
+
+@dataclass
+class RecordingNotifications:
+    sent: list[TaskEvent] = field(default_factory=list)
+    failing: bool = False
+
+    async def notify(self, event: TaskEvent) -> None:
+        if self.failing:
+            raise InfrastructureUnavailable("notification-service is down (fake)")
+        self.sent.append(event)
+
+
+@dataclass
+class FakePorts:
+    state: MemoryState = field(default_factory=MemoryState)
+    secrets: MemorySecrets = field(
+        default_factory=lambda: MemorySecrets({"task-api-key": "test-key"})
+    )
+    notifications: RecordingNotifications = field(default_factory=RecordingNotifications)
+
+    @contextlib.asynccontextmanager
+    async def connect(self, _: Settings) -> AsyncIterator[Ports]:
+        yield Ports(state=self.state, secrets=self.secrets, notifications=self.notifications)

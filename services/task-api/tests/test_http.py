@@ -1,0 +1,175 @@
+"""The HTTP contract of task-api on in-memory ports."""
+
+from uuid import uuid4
+
+import pytest
+from fastapi.testclient import TestClient
+from task_api_fakes import FakePorts
+
+
+def create(client: TestClient, **body: object) -> dict[str, object]:
+    response = client.post("/tasks", json={"title": "Write the spec", **body})
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def test_every_tasks_route_needs_the_api_key(client: TestClient) -> None:
+    task_id = create(client)["id"]
+    calls = [
+        ("POST", "/tasks"),
+        ("GET", "/tasks"),
+        ("GET", f"/tasks/{task_id}"),
+        ("PATCH", f"/tasks/{task_id}"),
+        ("PUT", f"/tasks/{task_id}/status?status=completed"),
+        ("DELETE", f"/tasks/{task_id}"),
+    ]
+    for method, path in calls:
+        for headers in ({"X-API-Key": ""}, {"X-API-Key": "wrong"}):
+            response = client.request(method, path, headers=headers, json={"title": "x"})
+            assert response.status_code == 401, (method, path)
+            assert response.json() == {"detail": "missing or invalid X-API-Key"}
+    assert client.get(f"/tasks/{task_id}").json()["title"] == "Write the spec"
+
+
+def test_create_answers_201_with_location_and_etag(client: TestClient) -> None:
+    response = client.post("/tasks", json={"title": "T", "priority": 5})
+    task = response.json()
+    assert response.status_code == 201
+    assert response.headers["Location"] == f"/tasks/{task['id']}"
+    assert response.headers["ETag"].startswith('"')
+    assert client.get(f"/tasks/{task['id']}").headers["ETag"] == response.headers["ETag"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"title": ""}, "title"),
+        ({"title": "x" * 201}, "title"),
+        ({"title": "T", "priority": 6}, "priority"),
+        ({"title": "T", "priority": 0}, "priority"),
+        ({"title": "T", "description": "d" * 2001}, "description"),
+        ({"title": "T", "status": "completed"}, "status"),
+        ({}, "title"),
+    ],
+)
+def test_invalid_bodies_get_422_naming_the_field(
+    client: TestClient, ports: FakePorts, body: dict[str, object], field: str
+) -> None:
+    response = client.post("/tasks", json=body)
+    assert response.status_code == 422
+    assert field in str(response.json()["detail"])
+    assert ports.state.published == []
+
+
+def test_a_body_over_64_kib_gets_413(client: TestClient, ports: FakePorts) -> None:
+    response = client.post(
+        "/tasks",
+        content=b'{"title": "' + b"x" * (64 * 1024) + b'"}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert "detail" in response.json()
+    assert ports.state.published == []
+
+
+def test_malformed_json_gets_422(client: TestClient) -> None:
+    response = client.post(
+        "/tasks", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422
+
+
+def test_unknown_and_malformed_ids(client: TestClient) -> None:
+    assert client.get(f"/tasks/{uuid4()}").status_code == 404
+    assert client.get(f"/tasks/{uuid4()}").json() == {"detail": "task not found"}
+    assert client.get("/tasks/not-a-uuid").status_code == 422
+    assert client.delete(f"/tasks/{uuid4()}").status_code == 404
+
+
+def test_status_as_query_or_body(client: TestClient) -> None:
+    task_id = create(client)["id"]
+    by_query = client.put(f"/tasks/{task_id}/status", params={"status": "in_progress"})
+    assert by_query.json()["status"] == "in_progress"
+    by_body = client.put(f"/tasks/{task_id}/status", json={"status": "completed"})
+    assert by_body.json()["status"] == "completed"
+    assert client.put(f"/tasks/{task_id}/status").status_code == 422
+    assert client.put(f"/tasks/{task_id}/status", params={"status": "done"}).status_code == 422
+    conflicting = client.put(
+        f"/tasks/{task_id}/status", params={"status": "pending"}, json={"status": "completed"}
+    )
+    assert conflicting.status_code == 400
+
+
+def test_if_match_guards_writes(client: TestClient) -> None:
+    created = client.post("/tasks", json={"title": "T"})
+    task_id, etag = created.json()["id"], created.headers["ETag"]
+    changed = client.patch(f"/tasks/{task_id}", json={"title": "U"}, headers={"If-Match": etag})
+    assert changed.status_code == 200
+    stale = client.patch(f"/tasks/{task_id}", json={"title": "V"}, headers={"If-Match": etag})
+    assert stale.status_code == 412
+    stale_delete = client.delete(f"/tasks/{task_id}", headers={"If-Match": etag})
+    assert stale_delete.status_code == 412
+    fresh = client.delete(f"/tasks/{task_id}", headers={"If-Match": changed.headers["ETag"]})
+    assert fresh.status_code == 204
+
+
+def test_patch_refuses_null_for_required_fields(client: TestClient) -> None:
+    task_id = create(client)["id"]
+    assert client.patch(f"/tasks/{task_id}", json={"title": None}).status_code == 422
+    assert client.patch(f"/tasks/{task_id}", json={"priority": None}).status_code == 422
+    assert client.patch(f"/tasks/{task_id}", json={"unknown": 1}).status_code == 422
+
+
+def test_list_limits_and_cursor(client: TestClient) -> None:
+    for i in range(3):
+        create(client, priority=i + 1)
+    page = client.get("/tasks", params={"limit": 2}).json()
+    assert len(page["items"]) == 2
+    assert page["next_cursor"]
+    rest = client.get("/tasks", params={"limit": 2, "cursor": page["next_cursor"]}).json()
+    assert len(rest["items"]) == 1
+    assert rest["next_cursor"] is None
+    for bad in ("0", "101", "-1", "many"):
+        assert client.get("/tasks", params={"limit": bad}).status_code == 422
+    assert client.get("/tasks", params={"cursor": "garbage!"}).status_code == 400
+    assert client.get("/tasks", params={"status": "nope"}).status_code == 422
+
+
+def test_store_outage_gets_503_with_retry_after(client: TestClient, ports: FakePorts) -> None:
+    task_id = create(client)["id"]
+    ports.state.down = True
+    for response in (client.get(f"/tasks/{task_id}"), client.post("/tasks", json={"title": "T"})):
+        assert response.status_code == 503
+        assert int(response.headers["Retry-After"]) > 0
+        assert "detail" in response.json()
+    ready = client.get("/ready")
+    assert ready.status_code == 503
+    assert client.get("/health").status_code == 200
+    ports.state.down = False
+    assert client.get("/ready").status_code == 200
+    assert client.get(f"/tasks/{task_id}").status_code == 200
+
+
+def test_health_and_ready_need_no_key(client: TestClient) -> None:
+    assert client.get("/health", headers={"X-API-Key": ""}).json() == {"status": "ok"}
+    assert client.get("/ready", headers={"X-API-Key": ""}).status_code == 200
+
+
+def test_completed_event_is_forwarded_to_notify(client: TestClient, ports: FakePorts) -> None:
+    task_id = create(client)["id"]
+    client.put(f"/tasks/{task_id}/status", params={"status": "completed"})
+    completed = ports.state.published[-1]
+    envelope = {"id": "x", "type": "task.completed", "data": completed.model_dump(mode="json")}
+    assert client.post("/events/task-completed", json=envelope).json() == {"status": "SUCCESS"}
+    assert ports.notifications.sent == [completed]
+    ports.notifications.failing = True
+    assert client.post("/events/task-completed", json=envelope).json() == {"status": "RETRY"}
+    undecodable = client.post("/events/task-completed", json={"data": {"nope": 1}})
+    assert undecodable.json() == {"status": "DROP"}
+
+
+def test_openapi_documents_every_route(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/tasks", "/tasks/{task_id}", "/tasks/{task_id}/status", "/health", "/ready"} <= set(
+        paths
+    )

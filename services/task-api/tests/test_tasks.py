@@ -1,0 +1,236 @@
+"""TaskService on in-memory ports: what each operation stores and publishes."""
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+
+import pytest
+from task_api_fakes import MemoryState
+
+from task_api.errors import (
+    IdempotencyKeyReused,
+    InvalidCursor,
+    PreconditionFailed,
+    TaskBusy,
+    TaskNotFound,
+)
+from task_api.lease import lease_key
+from task_api.tasks import TaskService
+from task_contracts import EventType, TaskCreate, TaskStatus, TaskUpdate
+
+
+class Clock:
+    """Each reading is one second after the last: creation order is unambiguous."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 28, 12, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
+
+
+@pytest.fixture
+def service(state: MemoryState) -> TaskService:
+    return TaskService(state, clock=Clock())
+
+
+async def test_create_stores_and_publishes_created(
+    service: TaskService, state: MemoryState
+) -> None:
+    record = await service.create(TaskCreate(title="Write the spec", priority=2))
+    assert (await service.get(record.task.id)) == record
+    [event] = state.published
+    assert event.event_type is EventType.CREATED
+    assert (event.task_id, event.title, event.priority) == (record.task.id, "Write the spec", 2)
+    assert record.task.status is TaskStatus.PENDING
+
+
+async def test_unknown_task_is_not_found(service: TaskService) -> None:
+    with pytest.raises(TaskNotFound):
+        await service.get(uuid4())
+
+
+async def test_update_publishes_updated_and_changes_the_revision(
+    service: TaskService, state: MemoryState
+) -> None:
+    created = await service.create(TaskCreate(title="Draft"))
+    updated = await service.update(created.task.id, TaskUpdate(title="Final"), created.revision)
+    assert updated.task.title == "Final"
+    assert updated.revision != created.revision
+    assert updated.task.updated_at > created.task.updated_at
+    assert [e.event_type for e in state.published] == [EventType.CREATED, EventType.UPDATED]
+
+
+async def test_update_that_changes_nothing_publishes_nothing(
+    service: TaskService, state: MemoryState
+) -> None:
+    created = await service.create(TaskCreate(title="Same", priority=3))
+    again = await service.update(created.task.id, TaskUpdate(priority=3), None)
+    assert again == created
+    assert len(state.published) == 1
+
+
+async def test_description_can_be_cleared(service: TaskService) -> None:
+    created = await service.create(TaskCreate(title="T", description="something"))
+    cleared = await service.update(created.task.id, TaskUpdate(description=None), None)
+    assert cleared.task.description is None
+
+
+async def test_stale_if_match_is_refused_and_changes_nothing(
+    service: TaskService, state: MemoryState
+) -> None:
+    created = await service.create(TaskCreate(title="T"))
+    await service.update(created.task.id, TaskUpdate(title="U"), created.revision)
+    with pytest.raises(PreconditionFailed):
+        await service.update(created.task.id, TaskUpdate(title="V"), created.revision)
+    assert (await service.get(created.task.id)).task.title == "U"
+    assert len(state.published) == 2
+
+
+async def test_status_change_publishes_the_status_event(
+    service: TaskService, state: MemoryState
+) -> None:
+    created = await service.create(TaskCreate(title="T"))
+    for status in (TaskStatus.IN_PROGRESS, TaskStatus.COMPLETED, TaskStatus.PENDING):
+        changed = await service.change_status(created.task.id, status, None)
+        assert changed.task.status is status
+    assert [e.event_type for e in state.published[1:]] == [
+        EventType.IN_PROGRESS,
+        EventType.COMPLETED,
+        EventType.PENDING,
+    ]
+    assert state.published[2].status is TaskStatus.COMPLETED
+
+
+async def test_setting_the_current_status_again_publishes_nothing(
+    service: TaskService, state: MemoryState
+) -> None:
+    created = await service.create(TaskCreate(title="T"))
+    await service.change_status(created.task.id, TaskStatus.PENDING, None)
+    assert len(state.published) == 1
+
+
+async def test_delete_leaves_a_tombstone_that_reads_as_absent(
+    service: TaskService, state: MemoryState
+) -> None:
+    created = await service.create(TaskCreate(title="Gone soon"))
+    await service.delete(created.task.id, None)
+    with pytest.raises(TaskNotFound):
+        await service.get(created.task.id)
+    with pytest.raises(TaskNotFound):
+        await service.delete(created.task.id, None)
+    assert state.published[-1].event_type is EventType.DELETED
+    assert state.published[-1].title == "Gone soon"
+    assert (await service.list(status=None, limit=10, cursor=None)).items == []
+    assert any(ttl > 0 for ttl in state.ttls.values())
+
+
+async def test_list_is_newest_first_and_pages_with_a_cursor(service: TaskService) -> None:
+    titles = [f"task {i}" for i in range(7)]
+    for title in titles:
+        await service.create(TaskCreate(title=title))
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = await service.list(status=None, limit=3, cursor=cursor)
+        seen += [t.title for t in page.items]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert seen == list(reversed(titles))
+
+
+async def test_list_filters_by_status(service: TaskService) -> None:
+    ids = [(await service.create(TaskCreate(title=f"t{i}"))).task.id for i in range(5)]
+    for task_id in ids[1::2]:
+        await service.change_status(task_id, TaskStatus.COMPLETED, None)
+    page = await service.list(status=TaskStatus.COMPLETED, limit=10, cursor=None)
+    assert [t.id for t in page.items] == [ids[3], ids[1]]
+    assert page.next_cursor is None
+
+
+async def test_list_skips_index_entries_of_tasks_never_committed(
+    service: TaskService, state: MemoryState
+) -> None:
+    # The index is written before the task: a crash in between leaves an entry whose
+    # task does not exist, and readers must skip it.
+    state.down = False
+    original = state.save_with_event
+
+    async def crash(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("crashed before the commit")
+
+    state.save_with_event = crash  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        await service.create(TaskCreate(title="never committed"))
+    state.save_with_event = original  # type: ignore[method-assign]
+    kept = await service.create(TaskCreate(title="kept"))
+    page = await service.list(status=None, limit=10, cursor=None)
+    assert [t.id for t in page.items] == [kept.task.id]
+
+
+async def test_a_tampered_cursor_is_refused(service: TaskService) -> None:
+    with pytest.raises(InvalidCursor):
+        await service.list(status=None, limit=10, cursor="not-a-cursor")
+
+
+async def test_idempotency_key_replays_the_first_create(
+    service: TaskService, state: MemoryState
+) -> None:
+    request = TaskCreate(title="Once")
+    first = await service.create(request, idempotency_key="abc")
+    second = await service.create(request, idempotency_key="abc")
+    assert second == first
+    assert len(state.published) == 1
+    assert len((await service.list(status=None, limit=10, cursor=None)).items) == 1
+
+
+async def test_idempotency_key_with_another_body_is_refused(service: TaskService) -> None:
+    await service.create(TaskCreate(title="Once"), idempotency_key="abc")
+    with pytest.raises(IdempotencyKeyReused):
+        await service.create(TaskCreate(title="Twice"), idempotency_key="abc")
+
+
+async def test_idempotent_create_resumes_after_a_crash_before_its_commit(
+    service: TaskService, state: MemoryState
+) -> None:
+    original = state.save_with_event
+
+    async def crash(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("crashed before the commit")
+
+    state.save_with_event = crash  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        await service.create(TaskCreate(title="Resumed"), idempotency_key="k")
+    state.save_with_event = original  # type: ignore[method-assign]
+    record = await service.create(TaskCreate(title="Resumed"), idempotency_key="k")
+    assert (await service.get(record.task.id)).task.title == "Resumed"
+    assert len(state.published) == 1
+
+
+async def test_a_held_lease_makes_writers_wait_then_give_up(
+    service: TaskService, state: MemoryState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("task_api.lease.LEASE_WAIT_SECONDS", 0.05)
+    created = await service.create(TaskCreate(title="T"))
+    await state.save(lease_key(created.task.id), b"someone else", etag=None, first_write=True)
+    with pytest.raises(TaskBusy):
+        await service.update(created.task.id, TaskUpdate(title="U"), None)
+
+
+async def test_racing_writers_on_one_revision_exactly_one_wins(
+    service: TaskService, state: MemoryState
+) -> None:
+    created = await service.create(TaskCreate(title="T"))
+
+    async def rename(i: int) -> str:
+        try:
+            await service.update(created.task.id, TaskUpdate(title=f"by {i}"), created.revision)
+        except (PreconditionFailed, TaskBusy) as error:
+            return type(error).__name__
+        return "won"
+
+    outcomes = await asyncio.gather(*(rename(i) for i in range(16)))
+    assert outcomes.count("won") == 1
+    assert len(state.published) == 2
