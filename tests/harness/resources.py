@@ -34,6 +34,10 @@ def write_resources(target: Path, *, redis_port: int) -> tuple[Path, Path, str]:
         for resource in documents:
             _set_metadata(resource, "redisHost", f"127.0.0.1:{redis_port}")
             _set_metadata(resource, "secretsFile", str(secrets_file))
+            # Hand a crashed consumer's messages out again sooner than in production, so
+            # the crash tests wait seconds rather than half a minute.
+            _set_metadata(resource, "processingTimeout", "10s")
+            _set_metadata(resource, "redeliverInterval", "2s")
         (resources_dir / source.name).write_text(yaml.safe_dump_all(documents))
 
     config = yaml.safe_load((COMPONENTS / "config.yaml").read_text())

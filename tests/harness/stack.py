@@ -174,3 +174,24 @@ class Stack:
         return "\n\n".join(
             f"===== {p.name} ({p.log_path}) =====\n{p.log_tail(lines)}" for p in self.processes
         )
+
+
+def task_api_client(stack: Stack) -> httpx.AsyncClient:
+    """A client of task-api that presents the run's API key."""
+    return httpx.AsyncClient(
+        base_url=stack.task_api.url, headers={"X-API-Key": stack.api_key}, timeout=30.0
+    )
+
+
+def notification_client(stack: Stack) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=stack.notification_service.url, timeout=30.0)
+
+
+async def notifications_for(
+    client: httpx.AsyncClient, task_id: str, kind: str
+) -> list[dict[str, object]]:
+    """notification-service's recent notifications of one kind about one task."""
+    response = await client.get("/notifications", params={"limit": 200})
+    response.raise_for_status()
+    items: list[dict[str, object]] = response.json()["items"]
+    return [n for n in items if n["task_id"] == task_id and n["kind"] == kind]

@@ -8,28 +8,45 @@ import httpx
 import pytest
 
 from harness.processes import stop_leftovers
-from harness.stack import Stack
+from harness.stack import Stack, notification_client, task_api_client
 
 _stack_key = pytest.StashKey[Stack]()
 
 
-@pytest.fixture(scope="session")
-def stack(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stack]:
-    leftovers = stop_leftovers()
-    if leftovers:
-        print(f"stopped processes an earlier test run left behind: {leftovers}", file=sys.stderr)
-    running = Stack(Path(tmp_path_factory.mktemp("stack")))
-    request.config.stash[_stack_key] = running
+def _run_stack(config: pytest.Config, workdir: Path) -> Iterator[Stack]:
+    running = Stack(workdir)
+    config.stash[_stack_key] = running
     try:
         running.start()
     except Exception:
         print(running.log_tails(), file=sys.stderr)
         running.stop()
         raise
-    yield running
-    running.stop()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """The stack most tests share; tests must leave it running and healthy."""
+    leftovers = stop_leftovers()
+    if leftovers:
+        print(f"stopped processes an earlier test run left behind: {leftovers}", file=sys.stderr)
+    yield from _run_stack(request.config, Path(tmp_path_factory.mktemp("stack")))
+
+
+@pytest.fixture(scope="module")
+def own_stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, stack: Stack
+) -> Iterator[Stack]:
+    """A stack of the module's own, for tests that stop, kill and restart its parts."""
+    yield from _run_stack(request.config, Path(tmp_path_factory.mktemp("own-stack")))
+    # Failures of later tests show the shared stack's logs again.
+    request.config.stash[_stack_key] = stack
 
 
 @pytest.hookimpl(wrapper=True)
@@ -45,13 +62,11 @@ def pytest_runtest_makereport(
 
 @pytest.fixture
 async def task_api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=stack.task_api.url, headers={"X-API-Key": stack.api_key}, timeout=30.0
-    ) as client:
+    async with task_api_client(stack) as client:
         yield client
 
 
 @pytest.fixture
 async def notification_service(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=stack.notification_service.url, timeout=30.0) as client:
+    async with notification_client(stack) as client:
         yield client

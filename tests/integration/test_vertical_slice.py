@@ -6,15 +6,7 @@ from typing import Any
 import httpx
 
 from harness.polling import eventually
-from harness.stack import Stack
-
-
-async def notifications_for(
-    client: httpx.AsyncClient, task_id: str, kind: str
-) -> list[dict[str, Any]]:
-    response = await client.get("/notifications", params={"limit": 200})
-    response.raise_for_status()
-    return [n for n in response.json()["items"] if n["task_id"] == task_id and n["kind"] == kind]
+from harness.stack import Stack, notifications_for
 
 
 async def test_a_created_task_is_stored_and_read_back(task_api: httpx.AsyncClient) -> None:

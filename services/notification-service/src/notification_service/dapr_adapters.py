@@ -63,13 +63,13 @@ class DaprStateStore:
             if status == grpc.StatusCode.ABORTED:
                 raise EtagMismatch(key) from error
             if first_write and etag is None and status == grpc.StatusCode.INTERNAL:
-                # state.redis reports a first-write conflict as INTERNAL, like an outage:
-                # the key's presence tells them apart (get raises during an outage).
+                # state.redis reports a first-write conflict as INTERNAL, like an outage.
+                # If the store answers a read, it was a conflict (the key may be gone
+                # again by now); during an outage the read raises.
                 current = await self.get(key)
-                if current is not None and current.data != data:
-                    raise EtagMismatch(key) from error
-                if current is not None:
+                if current is not None and current.data == data:
                     return  # our own write landed; only its answer was lost
+                raise EtagMismatch(key) from error
             raise InfrastructureUnavailable(str(status)) from error
 
     async def ping(self) -> None:

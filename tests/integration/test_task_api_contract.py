@@ -1,0 +1,187 @@
+"""task-api's REST contract through its real sidecar and Redis: every route and status
+code, and the concurrency guarantees."""
+
+import asyncio
+from typing import Any
+from uuid import uuid4
+
+import httpx
+
+from harness.polling import eventually
+from harness.stack import notifications_for
+
+
+async def create(
+    client: httpx.AsyncClient, title: str = "Write the spec", **body: Any
+) -> httpx.Response:
+    response = await client.post("/tasks", json={"title": title, **body})
+    assert response.status_code == 201, response.text
+    return response
+
+
+async def list_all(client: httpx.AsyncClient, **params: Any) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        query = {**params, "limit": 100, **({"cursor": cursor} if cursor else {})}
+        page = (await client.get("/tasks", params=query)).json()
+        items += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return items
+
+
+async def test_every_route_and_its_status_codes(task_api: httpx.AsyncClient) -> None:
+    created = await create(task_api, description="All of it", priority=2)
+    task = created.json()
+    task_id = task["id"]
+    assert created.headers["Location"] == f"/tasks/{task_id}"
+
+    got = await task_api.get(f"/tasks/{task_id}")
+    assert (got.status_code, got.json(), got.headers["ETag"]) == (
+        200,
+        task,
+        created.headers["ETag"],
+    )
+    assert (await task_api.get(f"/tasks/{uuid4()}")).status_code == 404
+    assert (await task_api.get("/tasks/not-a-uuid")).status_code == 422
+
+    patched = await task_api.patch(
+        f"/tasks/{task_id}",
+        json={"title": "Renamed"},
+        headers={"If-Match": created.headers["ETag"]},
+    )
+    assert (patched.status_code, patched.json()["title"]) == (200, "Renamed")
+    stale = await task_api.patch(
+        f"/tasks/{task_id}", json={"title": "Lost"}, headers={"If-Match": created.headers["ETag"]}
+    )
+    assert stale.status_code == 412
+
+    by_query = await task_api.put(f"/tasks/{task_id}/status", params={"status": "in_progress"})
+    assert by_query.json()["status"] == "in_progress"
+    by_body = await task_api.put(f"/tasks/{task_id}/status", json={"status": "completed"})
+    assert by_body.json()["status"] == "completed"
+
+    assert (await task_api.post("/tasks", json={"title": ""})).status_code == 422
+    too_big = await task_api.post(
+        "/tasks",
+        content=b'{"title":"' + b"x" * 70_000 + b'"}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert too_big.status_code == 413
+    assert (await task_api.get("/tasks", params={"cursor": "tampered"})).status_code == 400
+    assert (await task_api.get("/tasks", params={"limit": 101})).status_code == 422
+
+    assert (await task_api.delete(f"/tasks/{task_id}")).status_code == 204
+    assert (await task_api.get(f"/tasks/{task_id}")).status_code == 404
+    assert (await task_api.delete(f"/tasks/{task_id}")).status_code == 404
+    assert (await task_api.get("/tasks", headers={"X-API-Key": "wrong"})).status_code == 401
+
+
+async def test_each_change_publishes_its_event(
+    task_api: httpx.AsyncClient, notification_service: httpx.AsyncClient
+) -> None:
+    task_id = (await create(task_api, "Eventful")).json()["id"]
+    await task_api.patch(f"/tasks/{task_id}", json={"priority": 4})
+    await task_api.put(f"/tasks/{task_id}/status", params={"status": "in_progress"})
+    await task_api.delete(f"/tasks/{task_id}")
+    expected = ["task.created", "task.updated", "task.in_progress", "task.deleted"]
+
+    async def all_four() -> list[str] | None:
+        seen = [
+            n["event_type"]
+            for n in await notifications_for(notification_service, task_id, "activity")
+        ]
+        return seen if len(seen) >= len(expected) else None
+
+    assert sorted(await eventually(all_four, what="four activity notifications")) == sorted(
+        expected
+    )
+
+
+async def test_sixteen_racers_on_one_etag_exactly_one_wins(task_api: httpx.AsyncClient) -> None:
+    created = await create(task_api, "Contended")
+    task_id, etag = created.json()["id"], created.headers["ETag"]
+
+    async def rename(i: int) -> int:
+        response = await task_api.patch(
+            f"/tasks/{task_id}", json={"title": f"winner {i}"}, headers={"If-Match": etag}
+        )
+        return response.status_code
+
+    codes = await asyncio.gather(*(rename(i) for i in range(16)))
+    assert codes.count(200) == 1, codes
+    assert set(codes) <= {200, 409, 412}, codes
+    [winner] = [i for i, code in enumerate(codes) if code == 200]
+    assert (await task_api.get(f"/tasks/{task_id}")).json()["title"] == f"winner {winner}"
+
+
+async def test_concurrent_read_modify_write_loops_lose_nothing(task_api: httpx.AsyncClient) -> None:
+    task_id = (await create(task_api, "Counter", description="")).json()["id"]
+    workers, rounds = 6, 5
+
+    async def append_marks(worker: int) -> None:
+        for step in range(rounds):
+            while True:
+                current = await task_api.get(f"/tasks/{task_id}")
+                marks = (current.json()["description"] or "") + f"[{worker}.{step}]"
+                response = await task_api.patch(
+                    f"/tasks/{task_id}",
+                    json={"description": marks},
+                    headers={"If-Match": current.headers["ETag"]},
+                )
+                if response.status_code == 200:
+                    break
+                assert response.status_code in (409, 412), response.text
+
+    await asyncio.gather(*(append_marks(w) for w in range(workers)))
+    final = (await task_api.get(f"/tasks/{task_id}")).json()["description"]
+    expected = {f"[{w}.{s}]" for w in range(workers) for s in range(rounds)}
+    assert {part + "]" for part in final.split("]") if part} == expected
+
+
+async def test_forty_concurrent_creates_are_all_listed(task_api: httpx.AsyncClient) -> None:
+    marker = uuid4().hex[:8]
+    responses = await asyncio.gather(
+        *(task_api.post("/tasks", json={"title": f"{marker} #{i}"}) for i in range(40))
+    )
+    assert [r.status_code for r in responses] == [201] * 40
+    created = {r.json()["id"] for r in responses}
+    listed = {t["id"] for t in await list_all(task_api)}
+    assert created <= listed
+
+
+async def test_a_deleted_task_leaves_the_list(task_api: httpx.AsyncClient) -> None:
+    keep, drop = (
+        (await create(task_api, "keep")).json()["id"],
+        (await create(task_api, "drop")).json()["id"],
+    )
+    assert (await task_api.delete(f"/tasks/{drop}")).status_code == 204
+    listed = {t["id"] for t in await list_all(task_api)}
+    assert keep in listed
+    assert drop not in listed
+
+
+async def test_status_filter_and_pages(task_api: httpx.AsyncClient) -> None:
+    marker = uuid4().hex[:8]
+    ids = [(await create(task_api, f"{marker} {i}")).json()["id"] for i in range(5)]
+    await task_api.put(f"/tasks/{ids[2]}/status", params={"status": "completed"})
+    completed = await list_all(task_api, status="completed")
+    assert ids[2] in {t["id"] for t in completed}
+    assert all(t["status"] == "completed" for t in completed)
+    first = (await task_api.get("/tasks", params={"limit": 2})).json()
+    assert len(first["items"]) == 2
+    second = (
+        await task_api.get("/tasks", params={"limit": 2, "cursor": first["next_cursor"]})
+    ).json()
+    assert not {t["id"] for t in first["items"]} & {t["id"] for t in second["items"]}
+
+
+async def test_idempotency_key_makes_a_retried_create_safe(task_api: httpx.AsyncClient) -> None:
+    key = {"Idempotency-Key": uuid4().hex}
+    first = await task_api.post("/tasks", json={"title": "Once"}, headers=key)
+    again = await task_api.post("/tasks", json={"title": "Once"}, headers=key)
+    assert first.status_code == again.status_code == 201
+    assert first.json() == again.json()
+    other = await task_api.post("/tasks", json={"title": "Other"}, headers=key)
+    assert other.status_code == 422
