@@ -89,7 +89,7 @@ async def test_each_change_publishes_its_event(
 
     async def all_four() -> list[str] | None:
         seen = [
-            n["event_type"]
+            str(n["event_type"])
             for n in await notifications_for(notification_service, task_id, "activity")
         ]
         return seen if len(seen) >= len(expected) else None
