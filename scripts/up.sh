@@ -11,7 +11,15 @@ source scripts/bootstrap.sh
 run_dir=$repo_root/.run
 mkdir -p "$run_dir/redis"
 redis_pid=
+dapr_pid=
 cleanup() {
+  # The CLI leads a process group of its own with every daprd and app in it: whatever
+  # it did not stop on its way out (say, when its output pipe closed) is stopped here.
+  if [[ -n $dapr_pid ]] && kill -0 -- "-$dapr_pid" 2>/dev/null; then
+    kill -TERM -- "-$dapr_pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 -- "-$dapr_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL -- "-$dapr_pid" 2>/dev/null || true
+  fi
   if [[ -n $redis_pid ]] && kill -0 "$redis_pid" 2>/dev/null; then
     echo "stopping redis-server"
     kill "$redis_pid"

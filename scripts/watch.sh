@@ -9,4 +9,5 @@ if [[ -z $latest ]]; then
   exit 1
 fi
 echo "following $latest (Ctrl-C to stop)" >&2
-tail -n +1 -F "$latest" | grep --line-buffered -E '^INFO notifications: ' | sed -u 's/^INFO notifications: //'
+# Lines read `== APP - notification-service == INFO notifications: NOTIFY ...`.
+tail -n +1 -F "$latest" | grep --line-buffered -F ' notifications: ' | sed -u 's/^.* notifications: //'
