@@ -195,3 +195,22 @@ async def notifications_for(
     response.raise_for_status()
     items: list[dict[str, object]] = response.json()["items"]
     return [n for n in items if n["task_id"] == task_id and n["kind"] == kind]
+
+
+async def publish_raw(
+    stack: Stack, body: bytes, *, content_type: str, cloudevent_id: str | None = None
+) -> None:
+    """Publish to task-events through task-api's sidecar, as any producer could."""
+    params = {"metadata.cloudevent.id": cloudevent_id} if cloudevent_id else {}
+    async with httpx.AsyncClient(base_url=stack.task_api.sidecar_url) as sidecar:
+        response = await sidecar.post(
+            "/v1.0/publish/pubsub/task-events",
+            content=body,
+            params=params,
+            headers={"Content-Type": content_type},
+        )
+    assert response.status_code == 204, response.text
+
+
+def log_lines(process: ManagedProcess, needle: str) -> list[str]:
+    return [line for line in process.log_path.read_text().splitlines() if needle in line]

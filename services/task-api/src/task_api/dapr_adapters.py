@@ -175,10 +175,11 @@ class DaprSecretStore:
 class DaprNotificationClient:
     """Invokes notification-service by app-id; Dapr resolves where it runs."""
 
-    def __init__(self, client: DaprClient, app_id: str, method: str) -> None:
+    def __init__(self, client: DaprClient, app_id: str, method: str, timeout_seconds: int) -> None:
         self._client = client
         self._app_id = app_id
         self._method = method
+        self._timeout = timeout_seconds
 
     async def notify(self, event: TaskEvent) -> None:
         body = NotifyRequest(event=event).model_dump_json().encode()
@@ -189,6 +190,7 @@ class DaprNotificationClient:
                 data=body,
                 content_type="application/json",
                 http_verb="POST",
+                timeout=self._timeout,
             )
         )
 
@@ -208,7 +210,10 @@ async def connect_dapr(settings: Settings) -> AsyncIterator[Ports]:
             state=DaprStateStore(client, settings.state_store),
             secrets=DaprSecretStore(client, settings.secret_store),
             notifications=DaprNotificationClient(
-                client, settings.notification_app_id, settings.notify_method
+                client,
+                settings.notification_app_id,
+                settings.notify_method,
+                settings.notify_timeout_seconds,
             ),
         )
     finally:

@@ -15,6 +15,8 @@ class Settings(BaseSettings):
     api_key_secret: str = "task-api-key"  # noqa: S105 - the name of the secret
     notification_app_id: str = "notification-service"
     notify_method: str = "notify"
+    # Covers the sidecar's own retries of `notify` (see the Resiliency resource).
+    notify_timeout_seconds: int = 15
     max_body_bytes: int = 64 * 1024
     # Deadline of each call to the sidecar, unless DAPR_API_TIMEOUT_SECONDS sets one.
     dapr_call_timeout_seconds: float = 5.0
