@@ -57,7 +57,7 @@ need_redis() {
 }
 
 need_python_deps() {
-  (cd "$repo_root" && "$UV" sync --frozen --quiet) || missing "the Python dependencies ('uv sync --frozen' failed)"
+  (cd "$repo_root" && "$UV" sync --frozen --all-packages --quiet) || missing "the Python dependencies ('uv sync --frozen' failed)"
 }
 
 need_dapr() {

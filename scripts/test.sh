@@ -6,6 +6,9 @@ repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo_root"
 start=$(date +%s)
 source scripts/bootstrap.sh
+# tilt, kustomize and Dapr's CRDs for the checks of the deployment files.
+eval "$(scripts/ensure-tools.sh)"
+export TILT KUSTOMIZE DAPR_CRDS
 echo "== ruff"
 "$UV" run --frozen ruff check .
 "$UV" run --frozen ruff format --check .

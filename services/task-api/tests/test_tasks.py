@@ -15,6 +15,7 @@ from task_api.errors import (
     TaskNotFound,
 )
 from task_api.lease import lease_key
+from task_api.ports import InfrastructureUnavailable
 from task_api.tasks import TaskService
 from task_contracts import EventType, TaskCreate, TaskStatus, TaskUpdate
 
@@ -234,3 +235,32 @@ async def test_racing_writers_on_one_revision_exactly_one_wins(
     outcomes = await asyncio.gather(*(rename(i) for i in range(16)))
     assert outcomes.count("won") == 1
     assert len(state.published) == 2
+
+
+async def test_a_delete_that_committed_succeeds_even_if_the_index_cleanup_fails(
+    service: TaskService, state: MemoryState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    created = await service.create(TaskCreate(title="T"))
+
+    async def unavailable(self: object, task_id: object) -> None:
+        raise InfrastructureUnavailable("index shard unreachable")
+
+    monkeypatch.setattr("task_api.task_index.TaskIndex.remove", unavailable)
+    await service.delete(created.task.id, None)
+    with pytest.raises(TaskNotFound):
+        await service.get(created.task.id)
+    assert (await service.list(status=None, limit=10, cursor=None)).items == []
+
+
+async def test_a_lease_that_cannot_be_released_does_not_hide_the_outcome(
+    service: TaskService, state: MemoryState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    created = await service.create(TaskCreate(title="T"))
+    await service.update(created.task.id, TaskUpdate(title="U"), created.revision)
+
+    async def unavailable(key: str) -> None:
+        raise InfrastructureUnavailable("gone")
+
+    monkeypatch.setattr(state, "delete", unavailable)
+    with pytest.raises(PreconditionFailed):
+        await service.update(created.task.id, TaskUpdate(title="V"), created.revision)

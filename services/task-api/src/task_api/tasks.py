@@ -2,6 +2,7 @@
 publishes. Routes call this; this calls the ports."""
 
 import hashlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -9,14 +10,17 @@ from uuid import UUID, uuid4
 
 from pydantic import BaseModel
 
+from task_api.conditional import TooMuchContention
 from task_api.cursor import decode_cursor, encode_cursor
 from task_api.errors import IdempotencyKeyReused, PreconditionFailed, TaskNotFound
 from task_api.lease import task_lease
 from task_api.models import Task, TaskPage
-from task_api.ports import EtagMismatch, StateStore, Versioned
+from task_api.ports import EtagMismatch, InfrastructureUnavailable, StateStore, Versioned
 from task_api.records import TaskRecord, created_record, event_for, new_revision, task_key
 from task_api.task_index import IndexEntry, TaskIndex
 from task_contracts import EventType, TaskCreate, TaskStatus, TaskUpdate
+
+logger = logging.getLogger(__name__)
 
 TOMBSTONE_TTL_SECONDS = 7 * 24 * 3600
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
@@ -143,8 +147,12 @@ class TaskService:
                 event=event_for(loaded.record.task, EventType.DELETED, now),
                 ttl_seconds=TOMBSTONE_TTL_SECONDS,
             )
-        # After the commit: until this lands, readers skip the entry of the tombstone.
-        await self._index.remove(task_id)
+        # After the commit, and best effort: the delete has happened whatever this does,
+        # and readers skip an entry whose task is a tombstone.
+        try:
+            await self._index.remove(task_id)
+        except (InfrastructureUnavailable, TooMuchContention) as error:
+            logger.warning("task %s deleted; its index entry stays for now (%s)", task_id, error)
 
     # --- helpers -------------------------------------------------------------------
 

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Provides what the deployment checks need, built or fetched once into a cache outside
+# the repo, and prints shell assignments for them:
+#   TILT=...        a real tilt binary, built from its Go module
+#   KUSTOMIZE=...   a real kustomize binary, built from its Go module
+#   DAPR_CRDS=...   the CRDs of the pinned Dapr release (from the dapr Go module)
+set -euo pipefail
+repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+source "$repo_root/versions.env"
+cache_root=${TASK_PLATFORM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/task-platform}
+log() { printf 'ensure-tools: %s\n' "$*" >&2; }
+
+command -v go >/dev/null 2>&1 || { log "Go 1.26+ is needed to build tilt and kustomize"; exit 1; }
+
+module_dir() { # <module@version>
+  go mod download -json "$1" | python3 -c 'import json, sys; d = json.load(sys.stdin); print(d.get("Dir") or sys.exit(d.get("Error", "no Dir")))'
+}
+
+tilt_bin=$cache_root/tilt-$TILT_VERSION/tilt
+if [[ ! -x $tilt_bin ]]; then
+  # tilt's module has replace directives (so `go install` refuses it) and a vendor
+  # directory holding only modules.txt: build it as the main module, from modules. Its
+  # web UI is not in the module; the binary then serves no UI, which evaluating a
+  # Tiltfile does not need.
+  log "building tilt $TILT_VERSION from Go modules (first time only: a few minutes)"
+  work=$(mktemp -d)
+  cp -r "$(module_dir "github.com/tilt-dev/tilt@v$TILT_VERSION")" "$work/tilt"
+  chmod -R u+w "$work/tilt"
+  rm -rf "$work/tilt/vendor"
+  mkdir -p "$(dirname "$tilt_bin")"
+  (cd "$work/tilt" && CGO_ENABLED=0 go build -mod=mod -trimpath \
+    -ldflags "-s -w -X main.version=$TILT_VERSION" -o "$tilt_bin.tmp" ./cmd/tilt)
+  mv "$tilt_bin.tmp" "$tilt_bin"
+  rm -rf "$work"
+fi
+
+kustomize_bin=$cache_root/kustomize-$KUSTOMIZE_VERSION/kustomize
+if [[ ! -x $kustomize_bin ]]; then
+  log "building kustomize $KUSTOMIZE_VERSION from Go modules"
+  GOBIN=$(dirname "$kustomize_bin") CGO_ENABLED=0 \
+    go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kustomize/kustomize/v5@v$KUSTOMIZE_VERSION"
+fi
+
+# Read in place from the module cache (never committed to the repo).
+crds=$(module_dir "github.com/dapr/dapr@v$DAPR_RUNTIME_VERSION")/charts/dapr/crds
+
+printf 'TILT=%q\nKUSTOMIZE=%q\nDAPR_CRDS=%q\n' "$tilt_bin" "$kustomize_bin" "$crds"

@@ -1,0 +1,66 @@
+"""docker-compose.yml: valid against the Compose specification and wired as the
+contract asks (a pinned daprd sidecar per app in the app's network namespace)."""
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from harness.deploy_tools import versions
+from harness.resources import REPO_ROOT
+
+COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
+APPS = {"task-api": 8000, "notification-service": 8001}
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(COMPOSE_FILE.read_text())
+    return loaded
+
+
+def test_the_file_is_valid_against_the_compose_spec() -> None:
+    checker = Path(sys.executable).with_name("check-jsonschema")
+    result = subprocess.run(
+        [str(checker), "--builtin-schema", "vendor.compose-spec", str(COMPOSE_FILE)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_each_app_has_a_pinned_sidecar_in_its_network_namespace(
+    compose: dict[str, Any], app: str
+) -> None:
+    services = compose["services"]
+    sidecar = services[f"{app}-dapr"]
+    assert sidecar["image"] == f"daprio/daprd:{versions()['DAPR_RUNTIME_VERSION']}"
+    assert sidecar["network_mode"] == f"service:{app}"
+    command = sidecar["command"]
+    assert command[command.index("--app-id") + 1] == app
+    assert command[command.index("--app-port") + 1] == str(APPS[app])
+    assert sidecar["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert services[app]["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert f"{APPS[app]}:{APPS[app]}" in services[app]["ports"]
+    assert (
+        services[app]["environment"]["DAPR_HTTP_PORT"]
+        == command[command.index("--dapr-http-port") + 1]
+    )
+
+
+def test_sidecars_mount_resources_that_exist(compose: dict[str, Any]) -> None:
+    for volume in compose["x-daprd"]["volumes"]:
+        source = volume.split(":")[0]
+        if source.startswith("./"):
+            assert (REPO_ROOT / source).exists(), source
+
+
+def test_redis_is_healthchecked_and_persistent(compose: dict[str, Any]) -> None:
+    redis = compose["services"]["redis"]
+    assert "healthcheck" in redis
+    assert "--appendonly" in redis["command"]
+    assert redis["volumes"][0].split(":")[0] in compose["volumes"]

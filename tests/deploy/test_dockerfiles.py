@@ -1,0 +1,67 @@
+"""The service Dockerfiles: hadolint-clean, multi-stage, pinned, non-root, only the
+service and libs/contracts inside, no build tools in the final stage."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.resources import REPO_ROOT
+
+APPS = {"task-api": ("task_api", 8000), "notification-service": ("notification_service", 8001)}
+
+
+def dockerfile(app: str) -> Path:
+    return REPO_ROOT / "services" / app / "Dockerfile"
+
+
+def stages(text: str) -> list[str]:
+    """The instructions of each stage, continuation lines joined."""
+    joined = re.sub(r"\\\n\s*", " ", text)
+    lines = [
+        line.strip() for line in joined.splitlines() if line.strip() and not line.startswith("#")
+    ]
+    found: list[list[str]] = []
+    for line in lines:
+        if line.upper().startswith("FROM "):
+            found.append([])
+        if found:
+            found[-1].append(line)
+    return ["\n".join(stage) for stage in found]
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_hadolint_finds_nothing(app: str) -> None:
+    hadolint = Path(sys.executable).with_name("hadolint")
+    result = subprocess.run(
+        [str(hadolint), "--failure-threshold", "info", str(dockerfile(app))],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_structure(app: str) -> None:
+    package, port = APPS[app]
+    text = dockerfile(app).read_text()
+    *_, final = stages(text)
+    assert len(stages(text)) >= 2
+    base = re.search(r"^ARG PYTHON_IMAGE=(\S+)$", text, re.M)
+    assert base is not None
+    assert re.fullmatch(r"python:\d+\.\d+\.\d+-slim-\w+", base.group(1)), "pin the patch release"
+    assert re.search(r"FROM ghcr.io/astral-sh/uv:\d+\.\d+\.\d+ ", text)
+    assert "uv sync --frozen --no-dev --package " + app in text
+    copied = re.findall(r"^COPY (?!--from)(\S+)", text, re.M)
+    assert all(
+        src in ("pyproject.toml", "uv.lock")
+        or src.startswith(("libs/contracts/", f"services/{app}/"))
+        for src in copied
+    ), copied
+    assert re.search(r"^USER 10001", final, re.M)
+    assert "uv" not in re.sub(r"/app/\.venv|uvicorn", "", final), "no uv in the final stage"
+    assert "pip install" not in final
+    assert f'CMD ["uvicorn", "{package}.main:app", "--host", "0.0.0.0", "--port", "{port}"' in final
+    assert f"EXPOSE {port}" in final

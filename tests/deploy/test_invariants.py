@@ -1,0 +1,93 @@
+"""What must agree across dapr.yaml, components/, k8s/, docker-compose.yml, the
+Tiltfile and the Python pins: app-ids, ports, component names, one Dapr version."""
+
+import re
+import tomllib
+from typing import Any
+
+import pytest
+
+from harness.deploy_tools import load_yaml_documents, versions
+from harness.resources import REPO_ROOT
+from notification_service.settings import Settings as NotificationSettings
+from task_api.settings import Settings as TaskApiSettings
+
+APP_PORTS = {"task-api": 8000, "notification-service": 8001}
+SIDECAR_HTTP_PORTS = {"task-api": 3500, "notification-service": 3501}
+COMPONENT_NAMES = {"statestore", "pubsub", "secretstore"}
+DAPR = versions()["DAPR_RUNTIME_VERSION"]
+
+
+def resources(*paths: str) -> list[dict[str, Any]]:
+    found = []
+    for path in paths:
+        for file in sorted((REPO_ROOT / path).glob("*.yaml")):
+            found += load_yaml_documents(file)
+    return found
+
+
+def names(objects: list[dict[str, Any]], kind: str) -> set[str]:
+    return {o["metadata"]["name"] for o in objects if o["kind"] == kind}
+
+
+def test_dapr_yaml_runs_the_spec_ports() -> None:
+    [run] = load_yaml_documents(REPO_ROOT / "dapr.yaml")
+    apps = {a["appID"]: a for a in run["apps"]}
+    assert {a: apps[a]["appPort"] for a in apps} == APP_PORTS
+    assert {a: apps[a]["daprHTTPPort"] for a in apps} == SIDECAR_HTTP_PORTS
+    internal = [a["daprInternalGRPCPort"] for a in apps.values()]
+    assert len(set(internal)) == len(internal), "internal gRPC ports must differ"
+
+
+@pytest.mark.parametrize(
+    "directory", ["components/resources", "components/compose/resources", "k8s/dapr"]
+)
+def test_every_environment_has_the_same_components(directory: str) -> None:
+    objects = resources(directory)
+    if directory == "components/compose/resources":
+        objects += resources("components/resources")  # compose mounts the shared files too
+    assert names(objects, "Component") >= COMPONENT_NAMES
+    for obj in objects:
+        assert set(obj.get("scopes", [])) <= set(APP_PORTS), obj["metadata"]["name"]
+
+
+def test_services_use_the_component_names() -> None:
+    assert TaskApiSettings().state_store == "statestore"
+    assert TaskApiSettings().secret_store == "secretstore"
+    assert TaskApiSettings().notification_app_id == "notification-service"
+    assert NotificationSettings().state_store == "statestore"
+
+
+@pytest.mark.parametrize("name", ["subscriptions.yaml", "resiliency.yaml"])
+def test_subscriptions_and_resiliency_are_the_same_locally_and_in_kubernetes(name: str) -> None:
+    local = load_yaml_documents(REPO_ROOT / "components" / "resources" / name)
+    assert load_yaml_documents(REPO_ROOT / "k8s" / "dapr" / name) == local
+
+
+def test_one_dapr_version_everywhere() -> None:
+    for service in ("task-api", "notification-service"):
+        project = tomllib.loads((REPO_ROOT / "services" / service / "pyproject.toml").read_text())
+        pins = {
+            d.split("==")[0]: d.split("==")[1]
+            for d in project["project"]["dependencies"]
+            if "==" in d
+        }
+        assert pins == {"dapr": DAPR, "dapr-ext-fastapi": DAPR}, service
+    lock = tomllib.loads((REPO_ROOT / "uv.lock").read_text())
+    locked = {p["name"]: p["version"] for p in lock["package"]}
+    assert locked["dapr"] == locked["dapr-ext-fastapi"] == DAPR
+    compose = (REPO_ROOT / "docker-compose.yml").read_text()
+    assert set(re.findall(r"daprio/daprd:(\S+)", compose)) == {DAPR}
+    tiltfile = (REPO_ROOT / "Tiltfile").read_text()
+    assert re.findall(r"DAPR_RUNTIME_VERSION = '([^']+)'", tiltfile) == [DAPR]
+    assert f"--runtime-version {DAPR}" in tiltfile
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert set(re.findall(r"--runtime-version (\d+\.\d+\.\d+)", readme)) <= {DAPR}
+    assert set(re.findall(r"daprd (\d+\.\d+\.\d+)", readme)) <= {DAPR}
+
+
+def test_the_tiltfile_names_the_apps_and_ports() -> None:
+    tiltfile = (REPO_ROOT / "Tiltfile").read_text()
+    for app, port in APP_PORTS.items():
+        assert f"'{app}': ('{app.replace('-', '_')}', {port})" in tiltfile
+        assert f"port_forwards=['{port}:{port}']" in tiltfile

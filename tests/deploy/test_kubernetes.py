@@ -1,0 +1,182 @@
+"""The Kubernetes manifests: valid for the API server and for Dapr's CRDs of the pinned
+release, and built the way the contract asks."""
+
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from harness.deploy_tools import deploy_tools
+
+KUBERNETES_VERSION = "1.33.0"
+APPS = {"task-api": 8000, "notification-service": 8001}
+
+
+def is_dapr(obj: dict[str, Any]) -> bool:
+    return str(obj["apiVersion"]).startswith("dapr.io/")
+
+
+def by_kind(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
+
+
+def crd_schemas(crd_dir: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    schemas = {}
+    for path in crd_dir.glob("*.yaml"):
+        for crd in yaml.safe_load_all(path.read_text()):
+            if not crd or crd.get("kind") != "CustomResourceDefinition":
+                continue
+            group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
+            for version in crd["spec"]["versions"]:
+                schemas[(f"{group}/{version['name']}", kind)] = version["schema"]["openAPIV3Schema"]
+    return schemas
+
+
+def unknown_fields(value: Any, schema: dict[str, Any], path: str) -> list[str]:
+    """Fields the API server would reject under strict field validation."""
+    if schema.get("x-kubernetes-preserve-unknown-fields"):
+        return []
+    found: list[str] = []
+    if isinstance(value, dict):
+        properties = schema.get("properties")
+        extra = schema.get("additionalProperties")
+        for key, item in value.items():
+            if properties is not None and key in properties:
+                found += unknown_fields(item, properties[key], f"{path}.{key}")
+            elif isinstance(extra, dict):
+                found += unknown_fields(item, extra, f"{path}.{key}")
+            elif properties is not None and extra is not True:
+                found.append(f"{path}.{key}")
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for index, item in enumerate(value):
+            found += unknown_fields(item, schema["items"], f"{path}[{index}]")
+    return found
+
+
+def test_every_kubernetes_object_is_valid(k8s_objects: list[dict[str, Any]]) -> None:
+    plain = [o for o in k8s_objects if not is_dapr(o)]
+    assert {o["kind"] for o in plain} >= {
+        "Namespace", "Deployment", "Service", "PersistentVolumeClaim", "Secret",
+        "ServiceAccount", "Role", "RoleBinding",
+    }  # fmt: skip
+    for obj in plain:
+        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+
+
+def test_every_dapr_object_matches_the_crds_of_the_pinned_release(
+    k8s_objects: list[dict[str, Any]],
+) -> None:
+    schemas = crd_schemas(deploy_tools().dapr_crds)
+    dapr = [o for o in k8s_objects if is_dapr(o)]
+    assert {o["kind"] for o in dapr} == {"Component", "Subscription", "Resiliency", "Configuration"}
+    for obj in dapr:
+        schema = schemas[(obj["apiVersion"], obj["kind"])]
+        jsonschema.Draft7Validator(schema).validate(obj)
+        name = f"{obj['kind']}/{obj['metadata']['name']}"
+        assert unknown_fields(obj, schema, name) == []
+
+
+def test_the_strict_check_catches_a_misspelt_field() -> None:
+    schemas = crd_schemas(deploy_tools().dapr_crds)
+    subscription = {
+        "apiVersion": "dapr.io/v2alpha1",
+        "kind": "Subscription",
+        "metadata": {"name": "x"},
+        "spec": {
+            "pubsubname": "pubsub",
+            "topic": "t",
+            "routes": {"default": "/"},
+            "deadLetterTopc": "d",
+        },
+    }
+    schema = schemas[("dapr.io/v2alpha1", "Subscription")]
+    assert unknown_fields(subscription, schema, "s") == ["s.spec.deadLetterTopc"]
+
+
+def test_everything_lands_in_one_namespace(k8s_objects: list[dict[str, Any]]) -> None:
+    for obj in k8s_objects:
+        if obj["kind"] != "Namespace":
+            assert obj["metadata"]["namespace"] == "task-platform", obj["metadata"]["name"]
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_app_deployments_carry_dapr_annotations_probes_limits_and_hardening(
+    k8s_objects: list[dict[str, Any]], app: str
+) -> None:
+    deployment = by_kind(k8s_objects, "Deployment")[app]
+    pod = deployment["spec"]["template"]
+    annotations = pod["metadata"]["annotations"]
+    [container] = pod["spec"]["containers"]
+    assert annotations["dapr.io/enabled"] == "true"
+    assert annotations["dapr.io/app-id"] == app
+    assert annotations["dapr.io/app-port"] == str(container["ports"][0]["containerPort"])
+    assert container["ports"][0]["containerPort"] == APPS[app]
+    assert annotations["dapr.io/config"] in by_kind(k8s_objects, "Configuration")
+    assert "dapr.io/log-level" in annotations
+    for resource in ("cpu-request", "memory-request", "cpu-limit", "memory-limit"):
+        assert f"dapr.io/sidecar-{resource}" in annotations
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
+    assert set(container["resources"]) == {"requests", "limits"}
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    hardening = container["securityContext"]
+    assert hardening["readOnlyRootFilesystem"] is True
+    assert hardening["allowPrivilegeEscalation"] is False
+    assert hardening["capabilities"]["drop"] == ["ALL"]
+    service = by_kind(k8s_objects, "Service")[app]
+    assert service["spec"]["ports"][0]["port"] == APPS[app]
+
+
+def test_components_are_scoped_and_the_secret_store_is_kubernetes(
+    k8s_objects: list[dict[str, Any]],
+) -> None:
+    components = by_kind(k8s_objects, "Component")
+    assert set(components) == {"statestore", "pubsub", "secretstore"}
+    assert components["secretstore"]["spec"]["type"] == "secretstores.kubernetes"
+    assert components["secretstore"]["scopes"] == ["task-api"]
+    for component in components.values():
+        assert set(component["scopes"]) <= set(APPS)
+    outbox = {m["name"]: m["value"] for m in components["statestore"]["spec"]["metadata"]}
+    assert outbox["outboxPublishPubsub"] == "pubsub"
+    assert outbox["outboxPublishTopic"] == "task-events"
+
+
+def test_only_task_api_may_invoke_and_only_notify(k8s_objects: list[dict[str, Any]]) -> None:
+    [config] = by_kind(k8s_objects, "Configuration").values()
+    access = config["spec"]["accessControl"]
+    assert access["defaultAction"] == "deny"
+    [policy] = access["policies"]
+    assert policy["appId"] == "task-api"
+    assert policy["defaultAction"] == "deny"
+    assert policy["operations"] == [{"name": "/notify", "httpVerb": ["POST"], "action": "allow"}]
+
+
+def test_the_secret_store_can_read_the_api_key_and_nothing_else(
+    k8s_objects: list[dict[str, Any]],
+) -> None:
+    assert by_kind(k8s_objects, "Secret")["task-api-key"]["stringData"]["task-api-key"]
+    [rule] = by_kind(k8s_objects, "Role")["task-api-secret-reader"]["rules"]
+    assert rule == {
+        "apiGroups": [""],
+        "resources": ["secrets"],
+        "resourceNames": ["task-api-key"],
+        "verbs": ["get"],
+    }
+    [subject] = by_kind(k8s_objects, "RoleBinding")["task-api-secret-reader"]["subjects"]
+    assert (
+        subject["name"]
+        == by_kind(k8s_objects, "Deployment")["task-api"]["spec"]["template"]["spec"][
+            "serviceAccountName"
+        ]
+    )
+
+
+def test_redis_persists_with_append_only_on_a_claim(k8s_objects: list[dict[str, Any]]) -> None:
+    redis = by_kind(k8s_objects, "Deployment")["redis"]["spec"]["template"]["spec"]
+    assert "--appendonly" in redis["containers"][0]["args"]
+    assert redis["volumes"][0]["persistentVolumeClaim"]["claimName"] in by_kind(
+        k8s_objects, "PersistentVolumeClaim"
+    )
