@@ -10,7 +10,7 @@ source "$repo_root/versions.env"
 cache_root=${TASK_PLATFORM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/task-platform}
 log() { printf 'ensure-tools: %s\n' "$*" >&2; }
 
-command -v go >/dev/null 2>&1 || { log "Go 1.26+ is needed to build tilt and kustomize"; exit 1; }
+command -v go >/dev/null 2>&1 || { log "MISSING: Go 1.26+, to build tilt and kustomize"; exit 1; }
 
 module_dir() { # <module@version>
   go mod download -json "$1" | python3 -c 'import json, sys; d = json.load(sys.stdin); print(d.get("Dir") or sys.exit(d.get("Error", "no Dir")))'
@@ -18,6 +18,7 @@ module_dir() { # <module@version>
 
 tilt_bin=$cache_root/tilt-$TILT_VERSION/tilt
 if [[ ! -x $tilt_bin ]]; then
+  command -v cc >/dev/null 2>&1 || { log "MISSING: a C compiler (apt-get install gcc), to build tilt"; exit 1; }
   # tilt's module has replace directives (so `go install` refuses it) and a vendor
   # directory holding only modules.txt: build it as the main module, from modules. Its
   # web UI is not in the module; the binary then serves no UI, which evaluating a
@@ -28,7 +29,8 @@ if [[ ! -x $tilt_bin ]]; then
   chmod -R u+w "$work/tilt"
   rm -rf "$work/tilt/vendor"
   mkdir -p "$(dirname "$tilt_bin")"
-  (cd "$work/tilt" && CGO_ENABLED=0 go build -mod=mod -trimpath \
+  # cgo: tilt parses Python with tree-sitter (a C library), so it needs a C compiler.
+  (cd "$work/tilt" && CGO_ENABLED=1 go build -mod=mod -trimpath \
     -ldflags "-s -w -X main.version=$TILT_VERSION" -o "$tilt_bin.tmp" ./cmd/tilt)
   mv "$tilt_bin.tmp" "$tilt_bin"
   rm -rf "$work"

@@ -1,0 +1,120 @@
+"""The Tiltfile, evaluated by a real tilt (`tilt alpha tiltfile-result`).
+
+There is no cluster here: kubectl is replaced by a stand-in that answers the one
+question the Tiltfile asks the cluster (is Dapr's CRD there?); kustomize is real.
+"""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from harness.deploy_tools import deploy_tools
+from harness.resources import REPO_ROOT
+
+APPS = {"task-api": 8000, "notification-service": 8001}
+DAPR_RESOURCES = {
+    "statestore", "pubsub", "secretstore", "task-platform", "task-api-resiliency",
+    "notification-service-resiliency", "notification-service-task-events",
+    "notification-service-dead-letters", "task-api-task-completed",
+}  # fmt: skip
+
+
+def fake_kubectl(bin_dir: Path, crd_answer: str, exit_code: int = 0) -> None:
+    kubectl = bin_dir / "kubectl"
+    kubectl.write_text(f'#!/bin/sh\nprintf "%s" "{crd_answer}"\nexit {exit_code}\n')
+    kubectl.chmod(0o755)
+    (bin_dir / "kustomize").symlink_to(deploy_tools().kustomize)
+
+
+def evaluate(bin_dir: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(deploy_tools().tilt), "alpha", "tiltfile-result", "-f", "Tiltfile"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "KUBECONFIG": "/dev/null"},
+    )
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    bin_dir = tmp_path_factory.mktemp("bin")
+    fake_kubectl(bin_dir, "customresourcedefinition.apiextensions.k8s.io/components.dapr.io")
+    run = evaluate(bin_dir)
+    assert run.returncode == 0, run.stderr
+    loaded: dict[str, Any] = json.loads(run.stdout)
+    return loaded
+
+
+def manifest(result: dict[str, Any], name: str) -> dict[str, Any]:
+    found: list[dict[str, Any]] = [m for m in result["Manifests"] if m["Name"] == name]
+    assert len(found) == 1, name
+    return found[0]
+
+
+def test_every_app_redis_and_dapr_resource_is_a_tilt_resource(result: dict[str, Any]) -> None:
+    names = {m["Name"] for m in result["Manifests"]}
+    assert {*APPS, "redis"} | DAPR_RESOURCES <= names
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_images_are_built_from_the_repo_with_live_update(result: dict[str, Any], app: str) -> None:
+    [image] = manifest(result, app)["ImageTargets"]
+    assert image["selector"] == f"task-platform/{app}"
+    build = image["BuildDetails"]
+    assert Path(build["context"]) == REPO_ROOT
+    assert build["dockerfileContents"] == (REPO_ROOT / "services" / app / "Dockerfile").read_text()
+    spec = image["LiveUpdateSpec"]
+    for sync in spec["syncs"]:
+        assert (REPO_ROOT / sync["localPath"]).is_dir(), sync
+        assert sync["containerPath"] == "/app/" + sync["localPath"]
+    assert {s["localPath"] for s in spec["syncs"]} == {f"services/{app}/src", "libs/contracts/src"}
+    stops = set(spec["stopPaths"])
+    assert {"pyproject.toml", "uv.lock", f"services/{app}/pyproject.toml"} <= stops
+    assert "--reload" in image["overrideCommand"]["command"]
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_port_forwards_and_dependencies(result: dict[str, Any], app: str) -> None:
+    found = manifest(result, app)
+    [forward] = found["DeployTarget"]["portForwardTemplateSpec"]["forwards"]
+    assert (forward["localPort"], forward["containerPort"]) == (APPS[app], APPS[app])
+    assert found["ResourceDependencies"] == ["redis"]
+    assert found["Labels"] == {"services": "services"}
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_only_the_read_only_root_is_relaxed_for_live_update(
+    result: dict[str, Any], app: str
+) -> None:
+    deployed = [
+        o
+        for o in yaml.safe_load_all(manifest(result, app)["DeployTarget"]["yaml"])
+        if o and o["kind"] == "Deployment"
+    ]
+    [container] = deployed[0]["spec"]["template"]["spec"]["containers"]
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": False,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def test_a_cluster_without_dapr_gets_a_clear_message(tmp_path: Path) -> None:
+    fake_kubectl(tmp_path, "")
+    run = evaluate(tmp_path)
+    assert run.returncode != 0
+    assert "dapr init -k --wait --runtime-version" in run.stderr
+
+
+def test_an_unreachable_cluster_gets_a_clear_message(tmp_path: Path) -> None:
+    fake_kubectl(tmp_path, "", exit_code=1)
+    run = evaluate(tmp_path)
+    assert run.returncode != 0
+    assert "Cannot reach the cluster" in run.stderr
