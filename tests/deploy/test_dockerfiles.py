@@ -1,7 +1,9 @@
 """The service Dockerfiles: hadolint-clean, multi-stage, pinned, non-root, only the
 service and libs/contracts inside, no build tools in the final stage."""
 
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -65,3 +67,48 @@ def test_structure(app: str) -> None:
     assert "pip install" not in final
     assert f'CMD ["uvicorn", "{package}.main:app", "--host", "0.0.0.0", "--port", "{port}"' in final
     assert f"EXPOSE {port}" in final
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_the_build_stage_installs_from_what_it_copies(app: str, tmp_path: Path) -> None:
+    """Replays the build stage without a Docker engine: the files its COPY lines take
+    into an empty directory, then its `uv sync` lines (host uv and Python instead of the
+    image's). The service must import, and no dev tool may be installed."""
+    package, _ = APPS[app]
+    build = stages(dockerfile(app).read_text())[1]
+    for line in build.splitlines():
+        if line.startswith("COPY ") and "--from" not in line:
+            *sources, target = line.split()[1:]
+            for source in sources:
+                destination = (
+                    tmp_path / target / (Path(source).name if target.endswith("/") else "")
+                )
+                origin = REPO_ROOT / source
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                if origin.is_dir():
+                    shutil.copytree(origin, tmp_path / target, dirs_exist_ok=True)
+                else:
+                    shutil.copy(origin, destination if target.endswith("/") else tmp_path / target)
+        elif line.startswith("RUN uv sync"):
+            command = line.removeprefix("RUN ").split()
+            env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(tmp_path / ".venv")}
+            result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+            assert result.returncode == 0, result.stderr
+    python = tmp_path / ".venv" / "bin" / "python"
+    imported = subprocess.run(
+        [
+            str(python),
+            "-c",
+            f"import {package}.dapr_adapters, task_contracts; print({package}.__file__)",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert imported.returncode == 0, imported.stderr
+    assert imported.stdout.startswith(str(tmp_path))
+    installed = {
+        p.name.split("-")[0].lower() for p in (tmp_path / ".venv").glob("lib/*/site-packages/*")
+    }
+    assert not installed & {"pytest", "mypy", "ruff", "notification_service", "task_api"} - {
+        package
+    }
