@@ -49,6 +49,16 @@ MSG
 # The sidecars announce themselves at this address in name resolution: loopback works
 # on any laptop, with or without a network.
 export DAPR_HOST_IP=127.0.0.1
+# App and sidecar authenticate each other with the tokens of the local secrets file:
+# daprd requires DAPR_API_TOKEN from the SDK and sends APP_API_TOKEN to the app. The
+# Dapr CLI passes its environment to both daprd and the apps.
+read_secret() {
+  python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' \
+    components/secrets.json "$1"
+}
+DAPR_API_TOKEN=$(read_secret dapr-api-token)
+APP_API_TOKEN=$(read_secret app-api-token)
+export DAPR_API_TOKEN APP_API_TOKEN
 export DAPR_RUNTIME_PATH=$TASK_PLATFORM_DAPR_RUNTIME_PATH
 # Not exec: the trap must still stop the Redis this script started.
 "$TASK_PLATFORM_DAPR_RUNTIME_PATH/.dapr/bin/dapr" run -f dapr.yaml &

@@ -64,3 +64,12 @@ def test_redis_is_healthchecked_and_persistent(compose: dict[str, Any]) -> None:
     assert "healthcheck" in redis
     assert "--appendonly" in redis["command"]
     assert redis["volumes"][0].split(":")[0] in compose["volumes"]
+
+
+def test_tokens_come_from_the_gitignored_env_file(compose: dict[str, Any]) -> None:
+    assert ".env" in (REPO_ROOT / ".gitignore").read_text().split()
+    example = (REPO_ROOT / ".env.example").read_text()
+    for name in ("DAPR_API_TOKEN", "APP_API_TOKEN"):
+        assert f"{name}=" in example
+        for service in ("task-api", "task-api-dapr", "notification-service-dapr"):
+            assert compose["services"][service]["environment"][name].startswith(f"${{{name}:?")

@@ -116,6 +116,9 @@ def test_app_deployments_carry_dapr_annotations_probes_limits_and_hardening(
     assert container["ports"][0]["containerPort"] == APPS[app]
     assert annotations["dapr.io/config"] in by_kind(k8s_objects, "Configuration")
     assert "dapr.io/log-level" in annotations
+    secrets = by_kind(k8s_objects, "Secret")
+    assert annotations["dapr.io/api-token-secret"] in secrets
+    assert annotations["dapr.io/app-token-secret"] in secrets
     for resource in ("cpu-request", "memory-request", "cpu-limit", "memory-limit"):
         assert f"dapr.io/sidecar-{resource}" in annotations
     assert container["livenessProbe"]["httpGet"]["path"] == "/health"
@@ -180,3 +183,21 @@ def test_redis_persists_with_append_only_on_a_claim(k8s_objects: list[dict[str, 
     assert redis["volumes"][0]["persistentVolumeClaim"]["claimName"] in by_kind(
         k8s_objects, "PersistentVolumeClaim"
     )
+
+
+def test_network_policies_deny_by_default_and_open_only_the_flows(
+    k8s_objects: list[dict[str, Any]],
+) -> None:
+    policies = by_kind(k8s_objects, "NetworkPolicy")
+    assert policies["default-deny-ingress"]["spec"] == {
+        "podSelector": {},
+        "policyTypes": ["Ingress"],
+    }
+    redis_from = policies["redis-ingress"]["spec"]["ingress"][0]["from"]
+    assert {f["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for f in redis_from} == set(
+        APPS
+    )
+    invocation = policies["notification-service-ingress"]["spec"]["ingress"][1]
+    assert invocation["from"][0]["podSelector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "task-api"
+    }

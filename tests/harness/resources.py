@@ -18,7 +18,9 @@ def _set_metadata(resource: dict[str, Any], name: str, value: str) -> None:
             item["value"] = value
 
 
-def write_resources(target: Path, *, redis_port: int) -> tuple[Path, Path, str]:
+def write_resources(
+    target: Path, *, redis_port: int, other_secrets: dict[str, str]
+) -> tuple[Path, Path, str]:
     """Write resources and a Dapr Configuration under `target`.
 
     Returns the resources directory, the configuration file and the generated API key.
@@ -27,7 +29,7 @@ def write_resources(target: Path, *, redis_port: int) -> tuple[Path, Path, str]:
     resources_dir.mkdir(parents=True)
     api_key = secrets.token_urlsafe(24)
     secrets_file = target / "secrets.json"
-    secrets_file.write_text(json.dumps({"task-api-key": api_key}))
+    secrets_file.write_text(json.dumps({"task-api-key": api_key, **other_secrets}))
 
     for source in sorted((COMPONENTS / "resources").glob("*.yaml")):
         documents = [d for d in yaml.safe_load_all(source.read_text()) if d]

@@ -1,6 +1,7 @@
 """The whole system on free ports: redis-server, a daprd per service, both apps."""
 
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -98,8 +99,17 @@ class Stack:
         )  # fmt: skip
         self.task_api = Service("task-api", "task_api.main:app")
         self.notification_service = Service("notification-service", "notification_service.main:app")
+        # App and sidecar authenticate each other, as in every environment.
+        self.dapr_api_token = secrets.token_urlsafe(24)
+        self.app_api_token = secrets.token_urlsafe(24)
+        # The tokens sit in the secrets file too, as for `make up`: scoping must hide them.
         self.resources_dir, self.config_file, self.api_key = write_resources(
-            workdir, redis_port=self.redis_port
+            workdir,
+            redis_port=self.redis_port,
+            other_secrets={
+                "dapr-api-token": self.dapr_api_token,
+                "app-api-token": self.app_api_token,
+            },
         )
         daprd = dapr_runtime_dir() / ".dapr" / "bin" / "daprd"
         for service in self.services:
@@ -127,15 +137,20 @@ class Stack:
                 "--dapr-grpc-port", str(service.grpc_port),
                 "--dapr-internal-grpc-port", str(service.internal_grpc_port),
                 "--dapr-listen-addresses", "127.0.0.1",
+                "--dapr-internal-grpc-listen-address", "127.0.0.1",
                 "--enable-metrics=false",
                 "--resources-path", str(self.resources_dir),
                 "--config", str(self.config_file),
                 "--log-level", "info",
             ],
             self.workdir / f"{service.app_id}-daprd.log",
-            # Announce a loopback address in name resolution: the machine may have no
-            # other interface that the other sidecar can reach.
-            env={"DAPR_HOST_IP": "127.0.0.1"},
+            env={
+                # Announce a loopback address in name resolution: the machine may have
+                # no other interface that the other sidecar can reach.
+                "DAPR_HOST_IP": "127.0.0.1",
+                "DAPR_API_TOKEN": self.dapr_api_token,
+                "APP_API_TOKEN": self.app_api_token,
+            },
         )  # fmt: skip
 
     def _app(self, service: Service) -> ManagedProcess:
@@ -151,6 +166,8 @@ class Stack:
             env={
                 "DAPR_HTTP_PORT": str(service.http_port),
                 "DAPR_GRPC_PORT": str(service.grpc_port),
+                "DAPR_API_TOKEN": self.dapr_api_token,
+                "APP_API_TOKEN": self.app_api_token,
                 "PYTHONUNBUFFERED": "1",
             },
         )  # fmt: skip
@@ -207,7 +224,7 @@ async def publish_raw(
             "/v1.0/publish/pubsub/task-events",
             content=body,
             params=params,
-            headers={"Content-Type": content_type},
+            headers={"Content-Type": content_type, "dapr-api-token": stack.dapr_api_token},
         )
     assert response.status_code == 204, response.text
 

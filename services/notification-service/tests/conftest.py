@@ -7,6 +7,8 @@ from notification_fakes import MemoryState
 from notification_service.main import create_app
 from notification_service.settings import Settings
 
+SIDECAR_TOKEN = "sidecar-token"
+
 
 @pytest.fixture
 def state() -> MemoryState:
@@ -15,5 +17,6 @@ def state() -> MemoryState:
 
 @pytest.fixture
 def client(state: MemoryState) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(), connect=state.connect)) as test_client:
+    app = create_app(Settings(app_api_token=SIDECAR_TOKEN), connect=state.connect)
+    with TestClient(app, headers={"dapr-api-token": SIDECAR_TOKEN}) as test_client:
         yield test_client

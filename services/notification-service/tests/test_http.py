@@ -5,6 +5,8 @@ from uuid import uuid4
 from fastapi.testclient import TestClient
 from notification_fakes import MemoryState
 
+from notification_service.main import create_app
+from notification_service.settings import Settings
 from task_contracts import EventType, TaskEvent, TaskStatus
 
 
@@ -85,3 +87,18 @@ def test_store_outage_means_retry_and_503(client: TestClient, state: MemoryState
 def test_notifications_limit_is_bounded(client: TestClient) -> None:
     assert client.get("/notifications", params={"limit": 0}).status_code == 422
     assert client.get("/notifications", params={"limit": 201}).status_code == 422
+
+
+def test_only_the_sidecar_may_call_notify_and_the_subscriptions(client: TestClient) -> None:
+    body = {"event": event()}
+    for headers in ({"dapr-api-token": ""}, {"dapr-api-token": "guess"}):
+        for path, payload in (("/notify", body), ("/events/task-events", {"data": body["event"]})):
+            response = client.post(path, json=payload, headers=headers)
+            assert response.status_code == 401, path
+    assert client.get("/notifications").json()["items"] == []
+
+
+def test_without_a_configured_token_nobody_is_the_sidecar(state: MemoryState) -> None:
+    with TestClient(create_app(Settings(), connect=state.connect)) as client:
+        response = client.post("/notify", json={"event": event()}, headers={"dapr-api-token": ""})
+        assert response.status_code == 401

@@ -8,6 +8,8 @@ from task_api.main import create_app
 from task_api.settings import Settings
 from task_api.tasks import TaskService
 
+SIDECAR_TOKEN = "sidecar-token"
+
 
 @pytest.fixture
 def state() -> MemoryState:
@@ -26,6 +28,7 @@ def ports() -> FakePorts:
 
 @pytest.fixture
 def client(ports: FakePorts) -> Iterator[TestClient]:
-    app = create_app(Settings(), connect=ports.connect)
-    with TestClient(app, headers={"X-API-Key": "test-key"}) as test_client:
+    app = create_app(Settings(app_api_token=SIDECAR_TOKEN), connect=ports.connect)
+    headers = {"X-API-Key": "test-key", "dapr-api-token": SIDECAR_TOKEN}
+    with TestClient(app, headers=headers) as test_client:
         yield test_client

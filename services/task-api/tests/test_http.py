@@ -173,3 +173,10 @@ def test_openapi_documents_every_route(client: TestClient) -> None:
     assert {"/tasks", "/tasks/{task_id}", "/tasks/{task_id}/status", "/health", "/ready"} <= set(
         paths
     )
+
+
+def test_the_subscription_route_is_for_the_sidecar_only(client: TestClient) -> None:
+    response = client.post(
+        "/events/task-completed", json={"data": {}}, headers={"dapr-api-token": "guess"}
+    )
+    assert response.status_code == 401

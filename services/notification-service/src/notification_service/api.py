@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Query
 
 from notification_service.models import NotificationKind, NotificationPage, NotifyResult
 from notification_service.runtime import Runtime, get_runtime
+from notification_service.sidecar_auth import FromSidecar
 from task_contracts import NotifyRequest
 
 router = APIRouter(tags=["notifications"])
@@ -16,7 +17,11 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 @router.post(
     "/notify",
     response_model=NotifyResult,
-    responses={503: {"description": "The state store is unavailable (see Retry-After)"}},
+    dependencies=[FromSidecar],
+    responses={
+        401: {"description": "Not called through the Dapr sidecar (no valid dapr-api-token)"},
+        503: {"description": "The state store is unavailable (see Retry-After)"},
+    },
 )
 async def notify(body: NotifyRequest, runtime: RuntimeDep) -> NotifyResult:
     """Invoked by task-api through Dapr service invocation. A repeated event is

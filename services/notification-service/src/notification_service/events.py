@@ -12,11 +12,14 @@ from notification_service.models import NotificationKind
 from notification_service.notification_log import TooMuchContention
 from notification_service.ports import InfrastructureUnavailable
 from notification_service.runtime import get_runtime
+from notification_service.sidecar_auth import FromSidecar
 from task_contracts import CURRENT_SCHEMA_VERSION, EventType, TaskEvent
 
 logger = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/events", tags=["subscriptions"], include_in_schema=False)
+router = APIRouter(
+    prefix="/events", tags=["subscriptions"], include_in_schema=False, dependencies=[FromSidecar]
+)
 
 SUCCESS = {"status": "SUCCESS"}
 RETRY = {"status": "RETRY"}

@@ -1,10 +1,11 @@
 """notification-service settings, from `NOTIFICATION_SERVICE_*` environment variables."""
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="NOTIFICATION_SERVICE_")
+    model_config = SettingsConfigDict(populate_by_name=True, env_prefix="NOTIFICATION_SERVICE_")
 
     state_store: str = "statestore"
     # How many notifications GET /notifications can page through.
@@ -15,3 +16,6 @@ class Settings(BaseSettings):
     # Deadline of each call to the sidecar, unless DAPR_API_TIMEOUT_SECONDS sets one.
     dapr_call_timeout_seconds: float = 5.0
     retry_after_seconds: int = 2
+    # The token daprd presents when it calls this app (Dapr's own variable name); the
+    # routes only the sidecar may call refuse everyone when it is not set.
+    app_api_token: str | None = Field(default=None, validation_alias="APP_API_TOKEN", repr=False)

@@ -11,11 +11,14 @@ from pydantic import ValidationError
 
 from task_api.ports import InfrastructureUnavailable
 from task_api.runtime import get_runtime
+from task_api.sidecar_auth import FromSidecar
 from task_contracts import TaskEvent
 
 logger = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/events", tags=["subscriptions"], include_in_schema=False)
+router = APIRouter(
+    prefix="/events", tags=["subscriptions"], include_in_schema=False, dependencies=[FromSidecar]
+)
 
 SUCCESS = {"status": "SUCCESS"}
 RETRY = {"status": "RETRY"}

@@ -4,11 +4,12 @@ Only names of Dapr resources and tuning live here: no addresses, no credentials.
 Dapr SDK finds its sidecar through the `DAPR_*` variables daprd's launcher sets.
 """
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TASK_API_")
+    model_config = SettingsConfigDict(populate_by_name=True, env_prefix="TASK_API_")
 
     state_store: str = "statestore"
     secret_store: str = "secretstore"  # noqa: S105 - a component name, not a secret
@@ -22,3 +23,6 @@ class Settings(BaseSettings):
     dapr_call_timeout_seconds: float = 5.0
     # Seconds a client is told to wait when the sidecar or the store is down.
     retry_after_seconds: int = 2
+    # The token daprd presents when it calls this app (Dapr's own variable name); the
+    # routes only the sidecar may call refuse everyone when it is not set.
+    app_api_token: str | None = Field(default=None, validation_alias="APP_API_TOKEN", repr=False)

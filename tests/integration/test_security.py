@@ -1,0 +1,68 @@
+"""Locked by default, on the real processes: keys, tokens, listening addresses."""
+
+import subprocess
+import uuid
+
+import httpx
+
+from harness.stack import Stack
+
+
+async def test_notify_refuses_a_direct_call_without_the_app_token(stack: Stack) -> None:
+    event = {
+        "event_id": str(uuid.uuid4()),
+        "event_type": "task.completed",
+        "task_id": str(uuid.uuid4()),
+        "title": "forged",
+        "status": "completed",
+    }
+    async with httpx.AsyncClient(base_url=stack.notification_service.url) as client:
+        for headers in ({}, {"dapr-api-token": "guess"}):
+            response = await client.post("/notify", json={"event": event}, headers=headers)
+            assert response.status_code == 401
+        events = await client.post("/events/task-events", json={"data": event})
+        assert events.status_code == 401
+
+
+async def test_the_sidecar_api_needs_the_dapr_api_token(stack: Stack) -> None:
+    async with httpx.AsyncClient(base_url=stack.task_api.sidecar_url) as sidecar:
+        refused = await sidecar.get("/v1.0/state/statestore/anything")
+        assert refused.status_code == 401
+        allowed = await sidecar.get(
+            "/v1.0/state/statestore/anything", headers={"dapr-api-token": stack.dapr_api_token}
+        )
+        assert allowed.status_code == 204
+
+
+async def test_the_secret_store_hands_out_only_the_api_key(stack: Stack) -> None:
+    headers = {"dapr-api-token": stack.dapr_api_token}
+    async with httpx.AsyncClient(base_url=stack.task_api.sidecar_url, headers=headers) as sidecar:
+        assert (await sidecar.get("/v1.0/secrets/secretstore/task-api-key")).status_code == 200
+        for hidden in ("dapr-api-token", "app-api-token"):
+            assert (await sidecar.get(f"/v1.0/secrets/secretstore/{hidden}")).status_code == 403
+        bulk = await sidecar.get("/v1.0/secrets/secretstore/bulk")
+        assert set(bulk.json()) == {"task-api-key"}
+    async with httpx.AsyncClient(
+        base_url=stack.notification_service.sidecar_url, headers=headers
+    ) as other:
+        # The secret store is scoped to task-api: notification-service has none.
+        assert (await other.get("/v1.0/secrets/secretstore/task-api-key")).status_code != 200
+
+
+async def test_keys_and_tokens_never_reach_a_log(stack: Stack, task_api: httpx.AsyncClient) -> None:
+    await task_api.get("/tasks", headers={"X-API-Key": "wrong"})
+    await task_api.post("/tasks", json={"title": "log me"})
+    for process in stack.processes:
+        text = process.log_path.read_text()
+        for secret in (stack.api_key, stack.dapr_api_token, stack.app_api_token):
+            assert secret not in text, process.name
+
+
+def test_everything_listens_on_loopback_only(stack: Stack) -> None:
+    listening = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True, check=True).stdout
+    pids = {p.pid for p in stack.processes}
+    ours = [line for line in listening.splitlines() if any(f"pid={pid}," in line for pid in pids)]
+    assert ours, listening
+    for line in ours:
+        local_address = line.split()[3]
+        assert local_address.startswith("127.0.0.1:"), line
