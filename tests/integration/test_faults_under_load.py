@@ -1,0 +1,122 @@
+"""Crashes under load, on a stack of this module's own: nothing acknowledged is lost,
+nothing is notified twice, and clients only ever see clean answers."""
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from harness.load import Outcomes, create_tasks, notification_lines
+from harness.polling import eventually
+from harness.stack import Stack, task_api_client
+
+
+def progress(check: Callable[[], bool]) -> Callable[[], Any]:
+    async def probe() -> bool:
+        return check()
+
+    return probe
+
+
+async def audit_acknowledged_creates(stack: Stack, acknowledged: list[dict[str, Any]]) -> None:
+    """Every task that got a 201 is stored as acknowledged, and notification-service
+    recorded its task.created exactly once."""
+    assert acknowledged
+    async with task_api_client(stack) as api:
+        for task in acknowledged:
+            assert (await api.get(f"/tasks/{task['id']}")).json() == task
+    app = stack.notification_service.app
+    assert app is not None
+    ids = {task["id"] for task in acknowledged}
+
+    def all_delivered() -> bool:
+        return ids <= set(notification_lines(app, "activity", "task.created"))
+
+    await eventually(progress(all_delivered), within=90, what="every acknowledged create notified")
+    counts = notification_lines(app, "activity", "task.created")
+    assert {task_id: counts[task_id] for task_id in ids} == dict.fromkeys(ids, 1)
+
+
+async def test_task_api_sidecar_killed_mid_load(own_stack: Stack) -> None:
+    sidecar = own_stack.task_api.sidecar
+    assert sidecar is not None
+    outcomes, stop = Outcomes(), asyncio.Event()
+    async with task_api_client(own_stack) as api:
+        load = asyncio.create_task(create_tasks(api, outcomes, stop, workers=8, prefix="sidecar"))
+        await eventually(progress(lambda: outcomes.statuses[201] >= 30), what="load to run")
+        sidecar.kill()
+        await eventually(progress(lambda: outcomes.statuses[503] >= 5), what="clean 503s")
+        sidecar.start()
+        await asyncio.to_thread(own_stack.task_api.wait_ready)
+        before = outcomes.statuses[201]
+        await eventually(progress(lambda: outcomes.statuses[201] >= before + 30), what="recovery")
+        stop.set()
+        await load
+    assert set(outcomes.statuses) <= {201, 503}, outcomes.statuses
+    assert not outcomes.errors, outcomes.errors
+    await audit_acknowledged_creates(own_stack, outcomes.acknowledged)
+
+
+async def test_task_api_app_killed_mid_load(own_stack: Stack) -> None:
+    app = own_stack.task_api.app
+    assert app is not None
+    outcomes, stop = Outcomes(), asyncio.Event()
+    async with task_api_client(own_stack) as api:
+        load = asyncio.create_task(create_tasks(api, outcomes, stop, workers=8, prefix="app"))
+        await eventually(progress(lambda: outcomes.statuses[201] >= 30), what="load to run")
+        app.kill()
+        await eventually(progress(lambda: sum(outcomes.errors.values()) >= 5), what="refusals")
+        app.start()
+        await asyncio.to_thread(own_stack.task_api.wait_ready)
+        before = outcomes.statuses[201]
+        await eventually(progress(lambda: outcomes.statuses[201] >= before + 30), what="recovery")
+        stop.set()
+        await load
+    # Requests in flight when the process died end as transport errors, never as 5xx.
+    assert set(outcomes.statuses) <= {201}, outcomes.statuses
+    assert set(outcomes.errors) <= {"ConnectError", "ReadError", "RemoteProtocolError"}
+    await audit_acknowledged_creates(own_stack, outcomes.acknowledged)
+
+
+async def test_notification_service_killed_while_completions_flow(own_stack: Stack) -> None:
+    service = own_stack.notification_service
+    assert service.app is not None
+    assert service.sidecar is not None
+    completed: list[str] = []
+    async with task_api_client(own_stack) as api:
+        created = await asyncio.gather(
+            *(api.post("/tasks", json={"title": f"complete me {i}"}) for i in range(45))
+        )
+        pending = [r.json()["id"] for r in created]
+
+        async def complete_all() -> None:
+            async def worker() -> None:
+                while pending:
+                    task_id = pending.pop()
+                    response = await api.put(
+                        f"/tasks/{task_id}/status", params={"status": "completed"}
+                    )
+                    assert response.status_code == 200, response.text
+                    completed.append(task_id)
+
+            await asyncio.gather(*(worker() for _ in range(3)))
+
+        stream = asyncio.create_task(complete_all())
+        await eventually(progress(lambda: len(completed) >= 10), what="completions to flow")
+        service.app.kill()
+        service.sidecar.kill()
+        await eventually(
+            progress(lambda: len(completed) >= 25), what="completions during the outage"
+        )
+        service.sidecar.start()
+        service.app.start()
+        await asyncio.to_thread(service.wait_ready)
+        await stream
+
+    app = service.app
+
+    def all_notified() -> bool:
+        return set(completed) <= set(notification_lines(app, "notify", "task.completed"))
+
+    await eventually(progress(all_notified), within=120, what="every completion notified")
+    counts = notification_lines(app, "notify", "task.completed")
+    assert {t: counts[t] for t in completed} == dict.fromkeys(completed, 1)
