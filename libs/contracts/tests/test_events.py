@@ -57,3 +57,15 @@ def test_offsets_other_than_utc_are_kept_aware() -> None:
 def test_title_length_is_bounded(title: str) -> None:
     with pytest.raises(ValidationError, match="title"):
         make_event(title=title)
+
+
+@pytest.mark.parametrize("timestamp", [0, 1764331200, 1.5])
+def test_numbers_are_not_timestamps(timestamp: object) -> None:
+    with pytest.raises(ValidationError, match="ISO 8601"):
+        make_event(timestamp=timestamp)
+
+
+@pytest.mark.parametrize("priority", ["2", 2.0, True])
+def test_priority_is_an_integer_not_something_that_converts_to_one(priority: object) -> None:
+    with pytest.raises(ValidationError, match="priority"):
+        make_event(priority=priority)

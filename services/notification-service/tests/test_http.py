@@ -102,3 +102,14 @@ def test_without_a_configured_token_nobody_is_the_sidecar(state: MemoryState) ->
     with TestClient(create_app(Settings(), connect=state.connect)) as client:
         response = client.post("/notify", json={"event": event()}, headers={"dapr-api-token": ""})
         assert response.status_code == 401
+
+
+def test_cases_schemathesis_found(client: TestClient) -> None:
+    # A number is not an ISO 8601 timestamp, though Pydantic would read it as one.
+    assert client.post("/notify", json={"event": event(timestamp=0)}).status_code == 422
+    # A body that is not JSON gets the documented 400.
+    garbage = client.post(
+        "/notify", content=b'\xd3|[\xe36"Y', headers={"Content-Type": "application/json"}
+    )
+    assert garbage.status_code == 400
+    assert "400" in client.get("/openapi.json").json()["paths"]["/notify"]["post"]["responses"]

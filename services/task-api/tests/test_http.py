@@ -180,3 +180,21 @@ def test_the_subscription_route_is_for_the_sidecar_only(client: TestClient) -> N
         "/events/task-completed", json={"data": {}}, headers={"dapr-api-token": "guess"}
     )
     assert response.status_code == 401
+
+
+def test_cases_schemathesis_found(client: TestClient) -> None:
+    # 422 answers carry either FastAPI's list of field errors or one message: the
+    # schema must allow both.
+    paths = client.get("/openapi.json").json()["paths"]
+    for path, method in (("/tasks", "post"), ("/tasks/{task_id}/status", "put")):
+        schema = paths[path][method]["responses"]["422"]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/ErrorBody"}
+    task_id = create(client)["id"]
+    missing = client.put(
+        f"/tasks/{task_id}/status", content=b"null", headers={"Content-Type": "application/json"}
+    )
+    assert (missing.status_code, missing.json()["detail"]) == (
+        422,
+        "status is required, as ?status= or a JSON body",
+    )
+    assert client.post("/tasks", json={"title": "T", "priority": "2"}).status_code == 422

@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import Annotated, Final
 from uuid import UUID, uuid4
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from task_contracts.statuses import TaskStatus
 
@@ -37,6 +37,17 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _no_epoch_numbers(value: object) -> object:
+    # Pydantic would read a number as seconds since the epoch; the schema says an ISO
+    # 8601 string, and a number here is more likely a bug than a timestamp.
+    if isinstance(value, int | float):
+        raise ValueError("timestamp must be an ISO 8601 string")
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_no_epoch_numbers)]
+
+
 class TaskEvent(BaseModel):
     """A committed change to one task."""
 
@@ -49,8 +60,8 @@ class TaskEvent(BaseModel):
     task_id: UUID
     title: Annotated[str, Field(min_length=1, max_length=200)]
     status: TaskStatus
-    priority: Annotated[int, Field(ge=1, le=5)] = Field(
+    priority: Annotated[int, Field(ge=1, le=5, strict=True)] = Field(
         default=1, description="The task's priority at the time of the change"
     )
-    timestamp: AwareDatetime = Field(default_factory=_utc_now)
-    schema_version: Annotated[int, Field(ge=1)] = CURRENT_SCHEMA_VERSION
+    timestamp: Timestamp = Field(default_factory=_utc_now)
+    schema_version: Annotated[int, Field(ge=1, strict=True)] = CURRENT_SCHEMA_VERSION

@@ -9,7 +9,8 @@ from task_contracts.statuses import TaskStatus
 
 Title = Annotated[str, Field(min_length=1, max_length=200, examples=["Write the spec"])]
 Description = Annotated[str, Field(max_length=2000, examples=["Cover every route."])]
-Priority = Annotated[int, Field(ge=1, le=5, examples=[2])]
+# strict: "2" or 2.0 is not a priority, however Python might coerce it.
+Priority = Annotated[int, Field(ge=1, le=5, strict=True, examples=[2])]
 
 
 class TaskCreate(BaseModel):

@@ -19,6 +19,7 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
     response_model=NotifyResult,
     dependencies=[FromSidecar],
     responses={
+        400: {"description": "The body is not JSON"},
         401: {"description": "Not called through the Dapr sidecar (no valid dapr-api-token)"},
         503: {"description": "The state store is unavailable (see Retry-After)"},
     },
