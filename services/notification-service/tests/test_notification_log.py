@@ -33,6 +33,11 @@ async def record(
     )
 
 
+def test_bidi_overrides_and_line_separators_are_escaped() -> None:
+    line = describe(NotificationKind.NOTIFY, "task.created", None, "a\u202eb\u2028c", None)
+    assert line == 'NOTIFY task.created "a\\u202eb\\u2028c"'
+
+
 def test_the_log_line_quotes_the_title() -> None:
     task_id = uuid4()
     line = describe(NotificationKind.NOTIFY, "task.completed", task_id, 'Say "hi"\nFAKE', 2)

@@ -198,3 +198,25 @@ def test_cases_schemathesis_found(client: TestClient) -> None:
         "status is required, as ?status= or a JSON body",
     )
     assert client.post("/tasks", json={"title": "T", "priority": "2"}).status_code == 422
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data", ""]
+)
+def test_a_body_that_is_not_json_gets_415(
+    client: TestClient, ports: FakePorts, content_type: str
+) -> None:
+    response = client.post(
+        "/tasks", content=b'{"title": "x"}', headers={"Content-Type": content_type}
+    )
+    assert response.status_code == 415
+    assert response.json() == {"detail": "request bodies must be application/json"}
+    assert ports.state.published == []
+
+
+def test_json_media_types_with_parameters_or_suffixes_are_json(client: TestClient) -> None:
+    for content_type in ("application/json; charset=utf-8", "application/merge-patch+json"):
+        response = client.post(
+            "/tasks", content=b'{"title": "x"}', headers={"Content-Type": content_type}
+        )
+        assert response.status_code == 201, content_type

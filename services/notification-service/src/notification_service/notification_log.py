@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import random
+import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime
 from uuid import UUID
@@ -33,6 +34,15 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _printable(text: str) -> str:
+    """Control and format characters (line breaks, bidi overrides) escaped, so that a
+    title cannot split, forge or visually reorder a log line."""
+    return "".join(
+        f"\\u{ord(c):04x}" if unicodedata.category(c) in {"Cc", "Cf", "Zl", "Zp"} else c
+        for c in text
+    )
+
+
 def describe(
     kind: NotificationKind,
     event_type: str,
@@ -41,12 +51,12 @@ def describe(
     priority: int | None,
 ) -> str:
     """The log line, e.g. `NOTIFY task.completed task=3f2c… "Write the spec" (priority 2)`.
-    The title is JSON-quoted so that no title can forge or split a log line."""
-    parts = [kind.value.upper(), event_type]
+    The title is JSON-quoted."""
+    parts = [kind.value.upper(), _printable(event_type)]
     if task_id is not None:
         parts.append(f"task={task_id}")
     if title is not None:
-        parts.append(json.dumps(title, ensure_ascii=False))
+        parts.append(_printable(json.dumps(title, ensure_ascii=False)))
     if priority is not None:
         parts.append(f"(priority {priority})")
     return " ".join(parts)

@@ -20,6 +20,7 @@ _errors: dict[int | str, dict[str, object]] = {
         409: "Another writer is changing the task",
         412: "If-Match names a version that is no longer current",
         413: "Request body too large",
+        415: "Request body that is not application/json",
         422: "Invalid input (the field is named), or an Idempotency-Key reused with another body",
         503: "The sidecar or the state store is unavailable (see Retry-After)",
     }.items()

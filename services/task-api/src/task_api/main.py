@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from task_api import api, events, health
-from task_api.body_limit import BodySizeLimit
+from task_api.body_guard import JsonBodyGuard
 from task_api.http_errors import install_error_handlers
 from task_api.ports import InfrastructureUnavailable, SecretStore
 from task_api.runtime import Connector, Runtime
@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None, connect: Connector | None = Non
     app.include_router(health.router)
     app.include_router(events.router)
     install_error_handlers(app, settings.retry_after_seconds)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(JsonBodyGuard, max_bytes=settings.max_body_bytes)
     return app
 
 

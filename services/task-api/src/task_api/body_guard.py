@@ -1,4 +1,5 @@
-"""Refuse request bodies over a size limit with 413, before any route sees them."""
+"""Request bodies are JSON and at most a size limit, checked before any route sees
+them: 415 for another media type, 413 for too many bytes."""
 
 import json
 
@@ -20,7 +21,12 @@ async def _refuse(send: Send, status: int, detail: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-class BodySizeLimit:
+def _is_json(content_type: bytes) -> bool:
+    media_type = content_type.split(b";")[0].strip().lower()
+    return media_type == b"application/json" or media_type.endswith(b"+json")
+
+
+class JsonBodyGuard:
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self._app = app
         self._max = max_bytes
@@ -30,6 +36,11 @@ class BodySizeLimit:
             await self._app(scope, receive, send)
             return
         too_large = f"request body is larger than {self._max} bytes"
+        headers = dict(scope["headers"])
+        has_body = headers.get(b"content-length", b"0") != b"0" or b"transfer-encoding" in headers
+        if has_body and not _is_json(headers.get(b"content-type", b"")):
+            await _refuse(send, 415, "request bodies must be application/json")
+            return
         for name, value in scope["headers"]:
             if name == b"content-length":
                 if not value.isdigit():
