@@ -3,7 +3,7 @@
 SHELL := bash
 .DEFAULT_GOAL := help
 
-.PHONY: help up test watch schemas fmt dapr
+.PHONY: help up test watch schemas fmt dapr soak
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -26,3 +26,7 @@ fmt: ## format and autofix
 
 dapr: ## build or locate the pinned daprd and dapr CLI, print where they are
 	@scripts/ensure-dapr.sh
+
+soak: ## minutes of mixed traffic on the real stack, then an audit (SOAK_SECONDS=180 SOAK_CLIENTS=16)
+	@source scripts/bootstrap.sh && "$$UV" run --frozen python bench/soak.py \
+	  --seconds $(or $(SOAK_SECONDS),180) --clients $(or $(SOAK_CLIENTS),16)

@@ -1,7 +1,7 @@
 """An in-memory state port for notification-service's unit tests."""
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from notification_service.ports import EtagMismatch, InfrastructureUnavailable, Versioned
@@ -19,6 +19,11 @@ class MemoryState:
         if self.down:
             raise InfrastructureUnavailable("down (fake)")
         return self.items.get(key)
+
+    async def get_many(self, keys: Sequence[str]) -> Mapping[str, Versioned]:
+        if self.down:
+            raise InfrastructureUnavailable("down (fake)")
+        return {k: self.items[k] for k in keys if k in self.items}
 
     async def save(
         self,

@@ -9,7 +9,12 @@ import pytest
 from notification_fakes import MemoryState
 
 from notification_service.models import NotificationKind
-from notification_service.notification_log import NotificationLog, describe
+from notification_service.notification_log import (
+    RECENT_SHARDS,
+    NotificationLog,
+    describe,
+    recent_shard_key,
+)
 
 
 class Clock:
@@ -74,19 +79,27 @@ async def test_a_crash_after_the_claim_is_repaired_by_the_redelivery(state: Memo
     log = make_log(state)
     await record(log, "e1")
     # As if the first delivery had claimed the event and crashed before listing it.
-    del state.items["notifications:recent"]
+    del state.items[recent_shard_key(NotificationKind.NOTIFY, "e1")]
     assert await record(log, "e1") is True
     assert [n.event_id for n in await log.recent(10)] == ["e1"]
     assert await record(log, "e1") is False
 
 
 async def test_an_evicted_event_stays_a_duplicate(state: MemoryState) -> None:
-    log = make_log(state, capacity=3)
-    for i in range(5):
-        await record(log, f"e{i}")
-    assert [n.event_id for n in await log.recent(10)] == ["e4", "e3", "e2"]
+    # One entry per shard: the events that share e0's shard push it out.
+    log = make_log(state, capacity=RECENT_SHARDS)
+    shard = recent_shard_key(NotificationKind.NOTIFY, "e0")
+    same_shard = [
+        f"e{i}"
+        for i in range(1, 200)
+        if recent_shard_key(NotificationKind.NOTIFY, f"e{i}") == shard
+    ][:2]
+    for event_id in ["e0", *same_shard]:
+        await record(log, event_id)
+    assert same_shard[-1] in [n.event_id for n in await log.recent(10)]
+    assert "e0" not in [n.event_id for n in await log.recent(10)]
     assert await record(log, "e0") is False
-    assert [n.event_id for n in await log.recent(10)] == ["e4", "e3", "e2"]
+    assert "e0" not in [n.event_id for n in await log.recent(10)]
 
 
 async def test_recent_is_newest_first_and_limited(state: MemoryState) -> None:

@@ -2,7 +2,7 @@
 The only module of notification-service that knows gRPC."""
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 
 import grpc
 from dapr.aio.clients import DaprClient
@@ -40,6 +40,22 @@ class DaprStateStore:
         except grpc.RpcError as error:
             raise InfrastructureUnavailable(str(_status_of(error))) from error
         return Versioned(response.data, response.etag) if response.data else None
+
+    async def get_many(self, keys: Sequence[str]) -> Mapping[str, Versioned]:
+        if not keys:
+            return {}
+        try:
+            response = await self._client.get_bulk_state(self._store, list(keys), parallelism=8)
+        except grpc.RpcError as error:
+            raise InfrastructureUnavailable(str(_status_of(error))) from error
+        found = {}
+        for item in response.items:
+            if item.error:
+                raise InfrastructureUnavailable(item.error)
+            if item.data:
+                data = item.data if isinstance(item.data, bytes) else item.data.encode()
+                found[item.key] = Versioned(data, item.etag)
+        return found
 
     async def save(
         self,

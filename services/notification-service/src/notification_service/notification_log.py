@@ -1,14 +1,17 @@
 """Recording notifications exactly once, and reading the most recent ones.
 
 Dapr delivers at least once, and two deliveries of one event can run at the same time.
-Each notification is claimed under its event id with a first-write save (kept for the
-dedupe TTL), and the recent list, one key updated only over the version it was read
-at, decides who logs it: a notification is logged by the one delivery that inserts it.
-A delivery that finds the claim taken but the entry missing from the list (the first
-delivery crashed in between) inserts it, unless the list has moved past it.
+Each notification is stored under its kind and event id with a first-write save (kept
+for the dedupe TTL): that record is the claim. A small entry in one of a few "recent"
+shards (chosen by event id, each updated only over the version it was read at) decides
+who logs it: a notification is logged by the one delivery that inserts its entry. A
+delivery that finds the claim taken but the entry missing (the first delivery crashed
+in between) inserts it, unless its shard has moved past it. Shards keep contention and
+write size small; a read merges them and fetches the records in one bulk get.
 """
 
 import asyncio
+import hashlib
 import json
 import logging
 import random
@@ -17,17 +20,41 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from uuid import UUID
 
-from pydantic import TypeAdapter
+from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 from notification_service.models import Notification, NotificationKind
 from notification_service.ports import EtagMismatch, StateStore
 
 logger = logging.getLogger("notifications")
 
-RECENT_KEY = "notifications:recent"
 MAX_ATTEMPTS = 64
+# Changing this moves entries between shards: it is part of the stored format.
+RECENT_SHARDS = 8
 
-_recent_list = TypeAdapter(list[Notification])
+
+class RecentEntry(BaseModel):
+    """A notification's place in the recent list; the record itself is the claim."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: NotificationKind
+    event_id: str
+    received_at: datetime
+
+
+_recent_entries = TypeAdapter(list[RecentEntry])
+
+
+def claim_key(kind: NotificationKind, event_id: str) -> str:
+    return f"seen:{kind.value}:{event_id}"
+
+
+def recent_shard_key(kind: NotificationKind, event_id: str) -> str:
+    shard = (
+        int.from_bytes(hashlib.sha256(f"{kind.value}:{event_id}".encode()).digest()[:4])
+        % RECENT_SHARDS
+    )
+    return f"notifications:recent:{shard}"
 
 
 def utc_now() -> datetime:
@@ -97,10 +124,10 @@ class NotificationLog:
             received_at=self._clock(),
             message=describe(kind, event_type, task_id, title, priority),
         )
-        claim_key = f"seen:{kind.value}:{event_id}"
+        claimed_at = claim_key(kind, event_id)
         try:
             await self._state.save(
-                claim_key,
+                claimed_at,
                 notification.model_dump_json().encode(),
                 etag=None,
                 first_write=True,
@@ -108,7 +135,7 @@ class NotificationLog:
             )
             first_claim = True
         except EtagMismatch:
-            claimed = await self._state.get(claim_key)
+            claimed = await self._state.get(claimed_at)
             if claimed is not None:
                 notification = Notification.model_validate_json(claimed.data)
             first_claim = False
@@ -118,36 +145,51 @@ class NotificationLog:
         return inserted
 
     async def recent(self, limit: int) -> list[Notification]:
-        stored = await self._state.get(RECENT_KEY)
-        return _recent_list.validate_json(stored.data)[:limit] if stored else []
+        shards = await self._state.get_many(
+            [f"notifications:recent:{shard}" for shard in range(RECENT_SHARDS)]
+        )
+        entries = sorted(
+            (e for shard in shards.values() for e in _recent_entries.validate_json(shard.data)),
+            key=lambda e: e.received_at,
+            reverse=True,
+        )[:limit]
+        records = await self._state.get_many([claim_key(e.kind, e.event_id) for e in entries])
+        # A record whose dedupe TTL ran out is gone; its entry is skipped.
+        found = [records.get(claim_key(e.kind, e.event_id)) for e in entries]
+        return [Notification.model_validate_json(r.data) for r in found if r is not None]
 
     async def _insert(self, notification: Notification, *, may_be_evicted: bool) -> bool:
+        key = recent_shard_key(notification.kind, notification.event_id)
+        entry = RecentEntry(
+            kind=notification.kind,
+            event_id=notification.event_id,
+            received_at=notification.received_at,
+        )
+        capacity = max(1, self._capacity // RECENT_SHARDS)
         for attempt in range(MAX_ATTEMPTS):
-            stored = await self._state.get(RECENT_KEY)
-            entries = _recent_list.validate_json(stored.data) if stored else []
-            if any(
-                e.kind == notification.kind and e.event_id == notification.event_id for e in entries
-            ):
+            stored = await self._state.get(key)
+            entries = _recent_entries.validate_json(stored.data) if stored else []
+            if any(e.kind == entry.kind and e.event_id == entry.event_id for e in entries):
                 return False
             if (
                 may_be_evicted
-                and len(entries) >= self._capacity
-                and notification.received_at < entries[-1].received_at
+                and len(entries) >= capacity
+                and entry.received_at < entries[-1].received_at
             ):
                 return False
-            entries.append(notification)
+            entries.append(entry)
             entries.sort(key=lambda e: e.received_at, reverse=True)
-            data = _recent_list.dump_json(entries[: self._capacity])
+            data = _recent_entries.dump_json(entries[:capacity])
             try:
                 if stored is None:
-                    await self._state.save(RECENT_KEY, data, etag=None, first_write=True)
+                    await self._state.save(key, data, etag=None, first_write=True)
                 else:
-                    await self._state.save(RECENT_KEY, data, etag=stored.etag)
+                    await self._state.save(key, data, etag=stored.etag)
             except EtagMismatch:
                 await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # noqa: S311
                 continue
             return True
-        raise TooMuchContention(RECENT_KEY)
+        raise TooMuchContention(key)
 
 
 class TooMuchContention(Exception):

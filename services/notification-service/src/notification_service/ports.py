@@ -1,6 +1,7 @@
 """The state access notification-service needs; `dapr_adapters` implements it on the
 sidecar, unit tests on memory."""
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -21,6 +22,10 @@ class Versioned:
 
 class StateStore(Protocol):
     async def get(self, key: str) -> Versioned | None: ...
+
+    async def get_many(self, keys: Sequence[str]) -> Mapping[str, Versioned]:
+        """The keys that exist, with their values; missing keys are left out."""
+        ...
 
     async def save(
         self,
