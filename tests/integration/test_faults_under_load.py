@@ -7,6 +7,7 @@ from typing import Any
 
 from harness.load import Outcomes, create_tasks, notification_lines
 from harness.polling import eventually
+from harness.processes import ManagedProcess
 from harness.stack import Stack, task_api_client
 
 
@@ -36,41 +37,41 @@ async def audit_acknowledged_creates(stack: Stack, acknowledged: list[dict[str, 
     assert {task_id: counts[task_id] for task_id in ids} == dict.fromkeys(ids, 1)
 
 
-async def test_task_api_sidecar_killed_mid_load(own_stack: Stack) -> None:
-    sidecar = own_stack.task_api.sidecar
-    assert sidecar is not None
+async def kill_mid_load(
+    stack: Stack, process: ManagedProcess, failed: Callable[[Outcomes], int]
+) -> Outcomes:
+    """Create tasks from 8 clients; SIGKILL `process` once 30 were acknowledged, start it
+    again once `failed` counts 5 failed requests, stop when 30 more were acknowledged."""
     outcomes, stop = Outcomes(), asyncio.Event()
-    async with task_api_client(own_stack) as api:
-        load = asyncio.create_task(create_tasks(api, outcomes, stop, workers=8, prefix="sidecar"))
+    async with task_api_client(stack) as api:
+        load = asyncio.create_task(
+            create_tasks(api, outcomes, stop, workers=8, prefix=process.name)
+        )
         await eventually(progress(lambda: outcomes.statuses[201] >= 30), what="load to run")
-        sidecar.kill()
-        await eventually(progress(lambda: outcomes.statuses[503] >= 5), what="clean 503s")
-        sidecar.start()
-        await asyncio.to_thread(own_stack.task_api.wait_ready)
+        process.kill()
+        await eventually(progress(lambda: failed(outcomes) >= 5), what="failing requests")
+        process.start()
+        await asyncio.to_thread(stack.task_api.wait_ready)
         before = outcomes.statuses[201]
         await eventually(progress(lambda: outcomes.statuses[201] >= before + 30), what="recovery")
         stop.set()
         await load
+    return outcomes
+
+
+async def test_task_api_sidecar_killed_mid_load(own_stack: Stack) -> None:
+    assert own_stack.task_api.sidecar is not None
+    outcomes = await kill_mid_load(own_stack, own_stack.task_api.sidecar, lambda o: o.statuses[503])
     assert set(outcomes.statuses) <= {201, 503}, outcomes.statuses
     assert not outcomes.errors, outcomes.errors
     await audit_acknowledged_creates(own_stack, outcomes.acknowledged)
 
 
 async def test_task_api_app_killed_mid_load(own_stack: Stack) -> None:
-    app = own_stack.task_api.app
-    assert app is not None
-    outcomes, stop = Outcomes(), asyncio.Event()
-    async with task_api_client(own_stack) as api:
-        load = asyncio.create_task(create_tasks(api, outcomes, stop, workers=8, prefix="app"))
-        await eventually(progress(lambda: outcomes.statuses[201] >= 30), what="load to run")
-        app.kill()
-        await eventually(progress(lambda: sum(outcomes.errors.values()) >= 5), what="refusals")
-        app.start()
-        await asyncio.to_thread(own_stack.task_api.wait_ready)
-        before = outcomes.statuses[201]
-        await eventually(progress(lambda: outcomes.statuses[201] >= before + 30), what="recovery")
-        stop.set()
-        await load
+    assert own_stack.task_api.app is not None
+    outcomes = await kill_mid_load(
+        own_stack, own_stack.task_api.app, lambda o: sum(o.errors.values())
+    )
     # Requests in flight when the process died end as transport errors, never as 5xx.
     assert set(outcomes.statuses) <= {201}, outcomes.statuses
     assert set(outcomes.errors) <= {"ConnectError", "ReadError", "RemoteProtocolError"}
