@@ -3,11 +3,8 @@
 import asyncio
 import random
 from collections.abc import Callable
-from typing import TypeVar
 
 from task_api.ports import EtagMismatch, StateStore, Versioned
-
-T = TypeVar("T")
 
 MAX_ATTEMPTS = 64
 
