@@ -3,7 +3,7 @@
 SHELL := bash
 .DEFAULT_GOAL := help
 
-.PHONY: help up test watch schemas fmt dapr soak
+.PHONY: help up test watch schemas fmt dapr soak bench
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -30,3 +30,6 @@ dapr: ## build or locate the pinned daprd and dapr CLI, print where they are
 soak: ## minutes of mixed traffic on the real stack, then an audit (SOAK_SECONDS=180 SOAK_CLIENTS=16)
 	@source scripts/bootstrap.sh && "$$UV" run --frozen python bench/soak.py \
 	  --seconds $(or $(SOAK_SECONDS),180) --clients $(or $(SOAK_CLIENTS),16)
+
+bench: ## task-api under wrk load vs its sidecar's own ceiling; writes bench/results/
+	@source scripts/bootstrap.sh && scripts/ensure-wrk.sh && "$$UV" run --frozen python bench/run.py
