@@ -11,6 +11,7 @@ Writes bench/results/bench.json, bench.md and bench.png.
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -48,16 +50,29 @@ class Scenario:
     ceiling: str | None = None  # the sidecar scenario this one is compared with
 
 
-def scenarios(event: dict[str, Any]) -> list[Scenario]:
-    record = json.dumps({"title": "bench", "status": "pending", "priority": 1})
-    transaction = json.dumps(
+@contextlib.contextmanager
+def running_stack() -> Iterator[Stack]:
+    stack = Stack(Path(tempfile.mkdtemp(prefix="bench-")))
+    stack.start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+RECORD = json.dumps({"title": "bench", "status": "pending", "priority": 1})
+
+
+def transaction_body(event: dict[str, Any]) -> str:
+    """A transaction like the one a create issues: an upsert and its outbox projection."""
+    return json.dumps(
         {
             "operations": [
                 {
                     "operation": "upsert",
                     "request": {
                         "key": "bench-tx",
-                        "value": record,
+                        "value": RECORD,
                         "metadata": {"type": "task.created"},
                     },
                 },
@@ -75,6 +90,9 @@ def scenarios(event: dict[str, Any]) -> list[Scenario]:
             ]
         }
     )
+
+
+def scenarios() -> list[Scenario]:
     return [
         Scenario(
             "ceiling state get", "sidecar", "GET", "/v1.0/state/statestore/bench:{id}", ids=True
@@ -84,15 +102,10 @@ def scenarios(event: dict[str, Any]) -> list[Scenario]:
             "sidecar",
             "POST",
             "/v1.0/state/statestore",
-            body=json.dumps([{"key": "bench-save", "value": record}]),
+            body=json.dumps([{"key": "bench-save", "value": RECORD}]),
         ),
-        Scenario(
-            "ceiling transaction",
-            "sidecar",
-            "POST",
-            "/v1.0/state/statestore/transaction",
-            body=transaction,
-        ),
+        # The body is filled in per stack (it names one of the stack's tasks).
+        Scenario("ceiling transaction", "sidecar", "POST", "/v1.0/state/statestore/transaction"),
         Scenario(
             "GET /tasks/{id}", "app", "GET", "/tasks/{id}", ids=True, ceiling="ceiling state get"
         ),
@@ -120,7 +133,12 @@ def scenarios(event: dict[str, Any]) -> list[Scenario]:
 
 
 def run_wrk(
-    stack: Stack, scenario: Scenario, task_ids: list[str], connections: int, seconds: int
+    stack: Stack,
+    scenario: Scenario,
+    task_ids: list[str],
+    event: dict[str, Any],
+    connections: int,
+    seconds: int,
 ) -> dict[str, Any]:
     if scenario.target == "app":
         base = stack.task_api.url
@@ -130,7 +148,10 @@ def run_wrk(
         base = stack.task_api.sidecar_url
         headers = [f"dapr-api-token: {stack.dapr_api_token}"]
         ids = [str(i) for i in range(POOL)]
-    if scenario.body is not None:
+    body = scenario.body
+    if scenario.name == "ceiling transaction":
+        body = transaction_body(event)
+    if body is not None:
         headers.append("Content-Type: application/json")
     env = {
         **os.environ,
@@ -141,8 +162,8 @@ def run_wrk(
         "BENCH_IDS": ",".join(ids) if scenario.ids else "",
         "BENCH_STATUSES": scenario.statuses or "",
     }
-    if scenario.body is not None:
-        env["BENCH_BODY"] = scenario.body
+    if body is not None:
+        env["BENCH_BODY"] = body
     threads = min(2, connections)
     command = [
         "wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
@@ -299,46 +320,48 @@ def main() -> None:
     levels = [int(level) for level in args.levels.split(",")]
 
     stop_leftovers()
-    stack = Stack(Path(tempfile.mkdtemp(prefix="bench-")))
-    stack.start()
-    try:
-        # First, on a quiet stack: under load the outbox relay queues, and the latency
-        # would measure the backlog rather than the path.
+    # Each scenario of each run gets a fresh stack: creates grow the index and every
+    # transaction queues an outbox event, and neither may slow down the next scenario.
+    with running_stack() as stack:
+        # On a quiet stack: under load the outbox relay queues, and the latency would
+        # measure the backlog rather than the path.
         e2e = asyncio.run(end_to_end(stack, args.e2e))
-        task_ids, event = asyncio.run(prepare(stack))
-        plan = scenarios(event)
-        raw: dict[str, dict[int, list[dict[str, Any]]]] = {
-            s.name: {c: [] for c in levels} for s in plan
-        }
-        for run in range(args.runs):
-            for scenario in plan:
+    plan = scenarios()
+    raw: dict[str, dict[int, list[dict[str, Any]]]] = {
+        s.name: {c: [] for c in levels} for s in plan
+    }
+    peaks: dict[str, float] = {}
+    for run in range(args.runs):
+        for scenario in plan:
+            with running_stack() as stack:
+                task_ids, event = asyncio.run(prepare(stack))
                 for connections in levels:
-                    result = run_wrk(stack, scenario, task_ids, connections, args.seconds)
+                    result = run_wrk(stack, scenario, task_ids, event, connections, args.seconds)
                     raw[scenario.name][connections].append(result)
                     print(
                         f"run {run + 1} {scenario.name} c={connections}: {result['rps']:.0f} req/s",
                         file=sys.stderr,
                         flush=True,
                     )
-        table: dict[str, dict[str, Any]] = {}
-        for scenario in plan:
-            table[scenario.name] = {str(c): median_of(raw[scenario.name][c]) for c in levels}
-        for scenario in plan:
-            if scenario.ceiling:
-                for c in levels:
-                    row, ceiling = table[scenario.name][str(c)], table[scenario.ceiling][str(c)]
-                    row["ratio"] = round(row["rps"] / ceiling["rps"], 3) if ceiling["rps"] else None
-        report = {
-            "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "seconds": args.seconds,
-            "runs": args.runs,
-            "levels": levels,
-            "scenarios": table,
-            "end_to_end": e2e,
-            "peak_rss_mib": peak_rss_mib(stack),
-        }
-    finally:
-        stack.stop()
+                for name, peak in peak_rss_mib(stack).items():
+                    peaks[name] = max(peaks.get(name, 0.0), peak)
+    table: dict[str, dict[str, Any]] = {}
+    for scenario in plan:
+        table[scenario.name] = {str(c): median_of(raw[scenario.name][c]) for c in levels}
+    for scenario in plan:
+        if scenario.ceiling:
+            for c in levels:
+                row, ceiling = table[scenario.name][str(c)], table[scenario.ceiling][str(c)]
+                row["ratio"] = round(row["rps"] / ceiling["rps"], 3) if ceiling["rps"] else None
+    report = {
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "seconds": args.seconds,
+        "runs": args.runs,
+        "levels": levels,
+        "scenarios": table,
+        "end_to_end": e2e,
+        "peak_rss_mib": peaks,
+    }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
     write_markdown(report, RESULTS / "bench.md")
