@@ -5,13 +5,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from notification_service.models import NotificationKind, NotificationPage, NotifyResult
-from notification_service.runtime import Runtime, get_runtime
+from notification_service.runtime import Runtime, provide_runtime
 from notification_service.sidecar_auth import FromSidecar
 from task_contracts import NotifyRequest
 
 router = APIRouter(tags=["notifications"])
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+RuntimeDep = Annotated[Runtime, Depends(provide_runtime)]
 
 
 @router.post(

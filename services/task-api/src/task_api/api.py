@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query, Resp
 from task_api.auth import ApiKey
 from task_api.etags import format_etag, parse_if_match
 from task_api.models import ErrorBody, Task, TaskPage
-from task_api.runtime import Runtime, get_runtime
+from task_api.runtime import Runtime, provide_runtime
 from task_contracts import StatusChange, TaskCreate, TaskStatus, TaskUpdate
 
 _errors: dict[int | str, dict[str, object]] = {
@@ -28,7 +28,7 @@ _errors: dict[int | str, dict[str, object]] = {
 
 router = APIRouter(prefix="/tasks", tags=["tasks"], dependencies=[ApiKey], responses=_errors)
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+RuntimeDep = Annotated[Runtime, Depends(provide_runtime)]
 IfMatch = Annotated[
     str | None,
     Header(description="Only change the task if this is its current ETag", max_length=200),
