@@ -37,18 +37,20 @@ class JsonBodyGuard:
             return
         too_large = f"request body is larger than {self._max} bytes"
         headers = dict(scope["headers"])
-        has_body = headers.get(b"content-length", b"0") != b"0" or b"transfer-encoding" in headers
-        if has_body and not _is_json(headers.get(b"content-type", b"")):
+        length = headers.get(b"content-length", b"0")
+        if not length.isdigit():
+            await _refuse(send, 400, "invalid Content-Length header")
+            return
+        if length == b"0" and b"transfer-encoding" not in headers:
+            # No body (most GETs): nothing to check, nothing to buffer.
+            await self._app(scope, receive, send)
+            return
+        if not _is_json(headers.get(b"content-type", b"")):
             await _refuse(send, 415, "request bodies must be application/json")
             return
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                if not value.isdigit():
-                    await _refuse(send, 400, "invalid Content-Length header")
-                    return
-                if int(value) > self._max:
-                    await _refuse(send, 413, too_large)
-                    return
+        if int(length) > self._max:
+            await _refuse(send, 413, too_large)
+            return
         # Read the (bounded) body here, so a chunked body over the limit is refused too,
         # then hand the route exactly what was received.
         messages: list[Message] = []
