@@ -1,6 +1,5 @@
 """notification-service's routes on an in-memory store."""
 
-import inspect
 from uuid import uuid4
 
 from fastapi.testclient import TestClient
@@ -114,24 +113,3 @@ def test_cases_schemathesis_found(client: TestClient) -> None:
     )
     assert garbage.status_code == 400
     assert "400" in client.get("/openapi.json").json()["paths"]["/notify"]["post"]["responses"]
-
-
-def test_no_route_depends_on_a_plain_function() -> None:
-    """FastAPI runs a plain-def dependency in a worker thread: a thread hop on every
-    request (profiling found one on the hot path)."""
-    from fastapi.dependencies.models import Dependant
-    from fastapi.routing import APIRoute
-
-    def calls(dependant: Dependant) -> list[object]:
-        return [d.call for d in dependant.dependencies] + [
-            c for d in dependant.dependencies for c in calls(d)
-        ]
-
-    from notification_service import api, events, health
-
-    routes = [r for m in (api, events, health) for r in m.router.routes if isinstance(r, APIRoute)]
-    assert len(routes) >= 4
-    for route in routes:
-        assert inspect.iscoroutinefunction(route.endpoint), route.path
-        for call in calls(route.dependant):
-            assert inspect.iscoroutinefunction(call), (route.path, call)

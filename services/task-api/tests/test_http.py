@@ -1,6 +1,5 @@
 """The HTTP contract of task-api on in-memory ports."""
 
-import inspect
 from uuid import uuid4
 
 import pytest
@@ -221,24 +220,3 @@ def test_json_media_types_with_parameters_or_suffixes_are_json(client: TestClien
             "/tasks", content=b'{"title": "x"}', headers={"Content-Type": content_type}
         )
         assert response.status_code == 201, content_type
-
-
-def test_no_route_depends_on_a_plain_function() -> None:
-    """FastAPI runs a plain-def dependency in a worker thread: a thread hop on every
-    request (profiling found one on the hot path)."""
-    from fastapi.dependencies.models import Dependant
-    from fastapi.routing import APIRoute
-
-    def calls(dependant: Dependant) -> list[object]:
-        return [d.call for d in dependant.dependencies] + [
-            c for d in dependant.dependencies for c in calls(d)
-        ]
-
-    from task_api import api, events, health
-
-    routes = [r for m in (api, events, health) for r in m.router.routes if isinstance(r, APIRoute)]
-    assert len(routes) >= 4
-    for route in routes:
-        assert inspect.iscoroutinefunction(route.endpoint), route.path
-        for call in calls(route.dependant):
-            assert inspect.iscoroutinefunction(call), (route.path, call)
