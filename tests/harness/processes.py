@@ -116,11 +116,6 @@ class ManagedProcess:
         """SIGKILL, as a crash would: no chance to clean up."""
         self._signal_group(signal.SIGKILL, 10.0)
 
-    def restart(self) -> None:
-        if self.running:
-            self.stop()
-        self.start()
-
     def _signal_group(self, sig: signal.Signals, timeout: float) -> None:
         if self._process is None:
             return
