@@ -71,7 +71,7 @@ def transaction_body(event: dict[str, Any]) -> str:
                 {
                     "operation": "upsert",
                     "request": {
-                        "key": "bench-tx",
+                        "key": "bench-tx-{n}",
                         "value": RECORD,
                         "metadata": {"type": "task.created"},
                     },
@@ -79,7 +79,7 @@ def transaction_body(event: dict[str, Any]) -> str:
                 {
                     "operation": "upsert",
                     "request": {
-                        "key": "bench-tx",
+                        "key": "bench-tx-{n}",
                         "value": event,
                         "metadata": {
                             "outbox.projection": "true",

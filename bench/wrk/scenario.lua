@@ -2,6 +2,8 @@
 -- to every thread, but every thread sees the environment):
 --   BENCH_METHOD, BENCH_PATH (may contain {id}), BENCH_BODY, BENCH_HEADERS ("k: v|k: v"),
 --   BENCH_IDS (comma-separated values for {id}), BENCH_STATUSES (cycled into ?status=).
+-- A "{n}" in the body becomes a value unique to the request (thread number and counter),
+-- so that a ceiling transaction writes a new key each time, as a create does.
 package.path = os.getenv("BENCH_LUA_DIR") .. "/?.lua;" .. package.path
 local report = require("report")
 
@@ -20,12 +22,20 @@ end
 local counter = 0
 math.randomseed(os.time())
 
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("thread_number", threads)
+end
+
 function request()
   counter = counter + 1
   local p = path
   if #ids > 0 then p = string.gsub(p, "{id}", ids[math.random(#ids)]) end
   if #statuses > 0 then p = p .. "?status=" .. statuses[(counter % #statuses) + 1] end
-  return wrk.format(method, p, headers, body)
+  local b = body
+  if b then b = string.gsub(b, "{n}", (thread_number or 0) .. "-" .. counter) end
+  return wrk.format(method, p, headers, b)
 end
 
 done = report.done

@@ -3,6 +3,7 @@
 import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -15,6 +16,7 @@ from notification_service.notification_log import (
     describe,
     recent_shard_key,
 )
+from notification_service.ports import EtagMismatch, Versioned
 
 
 class Clock:
@@ -73,6 +75,34 @@ async def test_concurrent_deliveries_record_once(state: MemoryState) -> None:
     outcomes = await asyncio.gather(*(record(log, "same") for _ in range(10)))
     assert outcomes.count(True) == 1
     assert len(await log.recent(10)) == 1
+
+
+class InterleavingState(MemoryState):
+    """Yields to other tasks between a read and the write that follows it, as the
+    real sidecar does, and counts writes to a recent shard refused for a stale version."""
+
+    shard_conflicts: int = 0
+
+    async def get(self, key: str) -> Versioned | None:
+        found = await super().get(key)
+        await asyncio.sleep(0)
+        return found
+
+    async def save(self, key: str, data: bytes, **kwargs: Any) -> None:
+        try:
+            await super().save(key, data, **kwargs)
+        except EtagMismatch:
+            self.shard_conflicts += key.startswith("notifications:recent:")
+            raise
+
+
+async def test_concurrent_deliveries_of_one_replica_do_not_collide_on_a_shard() -> None:
+    state = InterleavingState()
+    log = make_log(state, capacity=1000)
+    outcomes = await asyncio.gather(*(record(log, f"e{i}") for i in range(64)))
+    assert all(outcomes)
+    assert state.shard_conflicts == 0
+    assert len(await log.recent(100)) == 64
 
 
 async def test_a_crash_after_the_claim_is_repaired_by_the_redelivery(state: MemoryState) -> None:

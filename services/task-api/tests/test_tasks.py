@@ -242,7 +242,7 @@ async def test_a_delete_that_committed_succeeds_even_if_the_index_cleanup_fails(
 ) -> None:
     created = await service.create(TaskCreate(title="T"))
 
-    async def unavailable(self: object, task_id: object) -> None:
+    async def unavailable(self: object, task_id: object, seq: object) -> None:
         raise InfrastructureUnavailable("index shard unreachable")
 
     monkeypatch.setattr("task_api.task_index.TaskIndex.remove", unavailable)

@@ -54,6 +54,10 @@ def recent_shard_key(kind: NotificationKind, event_id: str) -> str:
         int.from_bytes(hashlib.sha256(f"{kind.value}:{event_id}".encode()).digest()[:4])
         % RECENT_SHARDS
     )
+    return recent_shard_key_of(shard)
+
+
+def recent_shard_key_of(shard: int) -> str:
     return f"notifications:recent:{shard}"
 
 
@@ -102,6 +106,13 @@ class NotificationLog:
         self._capacity = capacity
         self._dedupe_ttl = dedupe_ttl_seconds
         self._clock = clock
+        # One writer per recent shard in this process: concurrent deliveries (the
+        # pubsub hands out many at once) would otherwise read the same version and all
+        # but one retry, re-reading the shard each time. Other replicas still race
+        # through the ETag.
+        self._writers = {
+            recent_shard_key_of(shard): asyncio.Lock() for shard in range(RECENT_SHARDS)
+        }
 
     async def record(
         self,
@@ -146,7 +157,7 @@ class NotificationLog:
 
     async def recent(self, limit: int) -> list[Notification]:
         shards = await self._state.get_many(
-            [f"notifications:recent:{shard}" for shard in range(RECENT_SHARDS)]
+            [recent_shard_key_of(shard) for shard in range(RECENT_SHARDS)]
         )
         entries = sorted(
             (e for shard in shards.values() for e in _recent_entries.validate_json(shard.data)),
@@ -165,6 +176,10 @@ class NotificationLog:
             event_id=notification.event_id,
             received_at=notification.received_at,
         )
+        async with self._writers[key]:
+            return await self._insert_entry(key, entry, may_be_evicted=may_be_evicted)
+
+    async def _insert_entry(self, key: str, entry: RecentEntry, *, may_be_evicted: bool) -> bool:
         capacity = max(1, self._capacity // RECENT_SHARDS)
         for attempt in range(MAX_ATTEMPTS):
             stored = await self._state.get(key)

@@ -39,9 +39,3 @@ async def on_task_completed(request: Request) -> dict[str, str]:
         logger.warning("notify for task %s failed (%s): will be redelivered", event.task_id, error)
         return RETRY
     return SUCCESS
-
-
-@router.post("/ignored")
-async def on_other_event() -> dict[str, str]:
-    """Every other task event: task-api has nothing to do for it."""
-    return SUCCESS

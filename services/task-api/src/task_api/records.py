@@ -26,9 +26,16 @@ class TaskRecord(BaseModel):
     # A deleted task stays as a tombstone (with a TTL) so that the delete is a write
     # the outbox publishes, like every other change.
     deleted_at: AwareDatetime | None = None
+    # Where the task's entry is in its list-index shard (see task_index): a delete
+    # removes that entry, and a list skips any other entry naming this task.
+    index_seq: int | None = None
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()
+
+    def lists_as(self, seq: int) -> bool:
+        """Whether the index entry at `seq` is this live task's own."""
+        return self.deleted_at is None and self.index_seq in (None, seq)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "TaskRecord":
@@ -39,10 +46,12 @@ def new_revision() -> str:
     return uuid4().hex
 
 
-def created_record(task: Task) -> TaskRecord:
+def created_record(task: Task, index_seq: int) -> TaskRecord:
     """A create is replayable (same Idempotency-Key, or a retry after a crash), so its
-    revision is derived from the task id: replaying writes the very same bytes."""
-    return TaskRecord(task=task, revision=uuid5(_CREATE_NAMESPACE, str(task.id)).hex)
+    revision is derived from the task id: a replay hands out the same ETag."""
+    return TaskRecord(
+        task=task, revision=uuid5(_CREATE_NAMESPACE, str(task.id)).hex, index_seq=index_seq
+    )
 
 
 def event_for(task: Task, event_type: EventType, at: datetime) -> TaskEvent:

@@ -1,86 +1,241 @@
-"""Which tasks exist, in creation order, without scanning the store.
+"""Which tasks exist, newest first, without scanning the store.
 
 Debian's Redis has no RediSearch, so Dapr's state query API is not available. Instead
-every task id is kept in one of a fixed number of index shards (chosen by the id), so
-concurrent creates rarely touch the same key. A list reads all shards in one bulk get
-and merges them.
+each task id goes into one of a fixed number of shards (chosen by the id), and each
+shard is an append-only sequence of small pages:
+
+- `tasks-index:<shard>:head` names the shard's newest page;
+- `tasks-index:<shard>:<page>` holds up to PAGE_SIZE entries, each in its own slot.
+
+An entry's place is its sequence number in the shard (page * PAGE_SIZE + slot). A create
+writes one small page, whatever the number of tasks; a list reads the heads and then
+only as many pages as its result needs; a delete rewrites the one page its entry is in
+(the task record keeps the sequence number). Writers only fill a page after the head
+names it, so a reader that reads the head first sees every entry added before.
 
 An entry is added *before* its task is committed and removed *after* its task is
 deleted, so the index is always a superset of the live tasks: a task whose create
-returned 201 is always listed, and readers skip entries whose task is missing or
-deleted.
+returned 201 is always listed, and readers skip entries whose task is missing, deleted,
+or records another sequence number (a replayed create that crashed before its commit
+leaves such a stray entry).
 """
 
+import asyncio
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from task_api.conditional import update_key
 from task_api.ports import StateStore
 
-# Changing this moves every task to another shard: it is part of the stored format.
+# Both are part of the stored format: changing either moves entries to other keys.
 SHARD_COUNT = 16
+PAGE_SIZE = 32
 
 
-@dataclass(frozen=True, order=True, slots=True)
-class IndexEntry:
-    created_at: datetime
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """An entry as a list meets it: what it names, and where it sits."""
+
     task_id: UUID
+    shard: int
+    seq: int
+
+
+def _micros(at: datetime) -> int:
+    """Creation times are stored as integer microseconds: compact, and compared
+    without parsing."""
+    return (at - _EPOCH) // timedelta(microseconds=1)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def shard_of(task_id: UUID) -> int:
     return task_id.int % SHARD_COUNT
 
 
-def shard_key(shard: int) -> str:
-    return f"index:{shard:02d}"
+def head_key(shard: int) -> str:
+    return f"tasks-index:{shard:02d}:head"
 
 
-def _decode(data: bytes | None) -> dict[str, str]:
-    return json.loads(data) if data else {}
+def page_key(shard: int, page: int) -> str:
+    return f"tasks-index:{shard:02d}:{page}"
 
 
-def _encode(entries: dict[str, str]) -> bytes:
-    return json.dumps(entries, separators=(",", ":")).encode()
+@dataclass
+class _Page:
+    # Slots handed out so far, including those of entries removed since: a slot is
+    # never reused, so sequence numbers only grow.
+    used: int = 0
+    # slot -> [task id, creation time in microseconds]
+    slots: dict[str, list[str | int]] = field(default_factory=dict)
+
+    @classmethod
+    def decode(cls, data: bytes | None) -> "_Page":
+        if not data:
+            return cls()
+        raw = json.loads(data)
+        return cls(used=raw["n"], slots=raw["e"])
+
+    def encode(self) -> bytes:
+        return json.dumps({"n": self.used, "e": self.slots}, separators=(",", ":")).encode()
+
+    def pending(self, shard: int, page: int, below: int) -> list["_Pending"]:
+        """The page's entries with a sequence number under `below`, highest first."""
+        found = [
+            _Pending(int(created), str(task_id), shard, page * PAGE_SIZE + int(slot))
+            for slot, (task_id, created) in self.slots.items()
+            if page * PAGE_SIZE + int(slot) < below
+        ]
+        found.sort(key=lambda entry: entry.seq, reverse=True)
+        return found
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class _Pending:
+    """An entry read but not yet taken; orders newest last."""
+
+    created: int
+    task_id: str
+    shard: int
+    seq: int
+
+
+def _head_page(data: bytes | None) -> int:
+    return int(json.loads(data)["page"]) if data else 0
 
 
 class TaskIndex:
     def __init__(self, state: StateStore) -> None:
         self._state = state
+        # The page this process last added to, per shard: saves reading the head on
+        # every create. A stale value costs one read of a full page, then the head.
+        self._open_page: dict[int, int] = {}
+        # One writer per shard in this process: concurrent creates would otherwise read
+        # the same page version and all but one retry. Other replicas still race
+        # through the ETag, as they must.
+        self._writers = [asyncio.Lock() for _ in range(SHARD_COUNT)]
 
-    async def add(self, entry: IndexEntry) -> None:
-        member, created = str(entry.task_id), entry.created_at.isoformat()
+    async def add(self, task_id: UUID, created_at: datetime) -> int:
+        """Adds the task; returns its sequence number in its shard."""
+        shard = shard_of(task_id)
+        async with self._writers[shard]:
+            return await self._add(shard, [str(task_id), _micros(created_at)])
 
-        def add_entry(data: bytes | None) -> bytes | None:
-            entries = _decode(data)
-            if entries.get(member) == created:
+    async def _add(self, shard: int, member: list[str | int]) -> int:
+        page = self._open_page.get(shard)
+        if page is None:
+            page = _head_page(getattr(await self._state.get(head_key(shard)), "data", None))
+        while True:
+            slot: int | None = None
+
+            def take_slot(data: bytes | None) -> bytes | None:
+                nonlocal slot
+                current = _Page.decode(data)
+                if current.used >= PAGE_SIZE:
+                    slot = None
+                    return None
+                slot = current.used
+                current.slots[str(slot)] = member
+                current.used += 1
+                return current.encode()
+
+            await update_key(self._state, page_key(shard, page), take_slot)
+            if slot is not None:
+                self._open_page[shard] = page
+                return page * PAGE_SIZE + slot
+            page = await self._next_page(shard, page)
+
+    async def _next_page(self, shard: int, full: int) -> int:
+        """Moves the shard's head past a full page (unless another writer did) and
+        returns the page to add to."""
+        head = 0
+
+        def advance(data: bytes | None) -> bytes | None:
+            nonlocal head
+            head = _head_page(data)
+            if head > full:
                 return None
-            entries[member] = created
-            return _encode(entries)
+            head = full + 1
+            return json.dumps({"page": head}).encode()
 
-        await update_key(self._state, shard_key(shard_of(entry.task_id)), add_entry)
+        await update_key(self._state, head_key(shard), advance)
+        return head
 
-    async def remove(self, task_id: UUID) -> None:
-        member = str(task_id)
+    async def remove(self, task_id: UUID, seq: int) -> None:
+        shard, member = shard_of(task_id), str(task_id)
+        page, slot = divmod(seq, PAGE_SIZE)
 
-        def remove_entry(data: bytes | None) -> bytes | None:
-            entries = _decode(data)
-            if entries.pop(member, None) is None:
+        def drop(data: bytes | None) -> bytes | None:
+            current = _Page.decode(data)
+            if current.slots.get(str(slot), [None])[0] != member:
                 return None
-            return _encode(entries)
+            del current.slots[str(slot)]
+            return current.encode()
 
-        await update_key(self._state, shard_key(shard_of(task_id)), remove_entry)
+        async with self._writers[shard]:
+            await update_key(self._state, page_key(shard, page), drop)
 
-    async def newest_first(self, *, before: IndexEntry | None) -> Iterator[IndexEntry]:
-        """Every entry, newest first; with `before`, only the entries after it in that
-        order."""
-        shards = await self._state.get_many([shard_key(s) for s in range(SHARD_COUNT)])
-        entries = [
-            IndexEntry(datetime.fromisoformat(created), UUID(member))
-            for shard in shards.values()
-            for member, created in _decode(shard.data).items()
-        ]
-        entries.sort(reverse=True)
-        return iter(entries if before is None else [e for e in entries if e < before])
+    async def scan(self, below: Sequence[int] | None) -> "IndexScan":
+        """Entries newest first. `below` (per shard: only sequence numbers under it)
+        continues where an earlier scan stopped; see IndexScan.below."""
+        if below is None:
+            heads = await self._state.get_many([head_key(s) for s in range(SHARD_COUNT)])
+            below = [
+                (_head_page(heads[head_key(s)].data if head_key(s) in heads else None) + 1)
+                * PAGE_SIZE
+                for s in range(SHARD_COUNT)
+            ]
+        return IndexScan(self._state, list(below))
+
+
+class IndexScan:
+    """A merge of the shards, each read newest page first and only when needed."""
+
+    def __init__(self, state: StateStore, below: list[int]) -> None:
+        self._state = state
+        self._below = below
+        self._pending: list[list[_Pending]] = [[] for _ in range(SHARD_COUNT)]
+        # The next page to read per shard; -1 once the shard has nothing more.
+        self._next_page = [(b - 1) // PAGE_SIZE if b > 0 else -1 for b in below]
+
+    @property
+    def below(self) -> list[int]:
+        """Where a scan that continues after the entries taken so far starts."""
+        return list(self._below)
+
+    async def take(self) -> Listed | None:
+        """The newest entry not taken yet, or None when there is none."""
+        await self._fill()
+        candidates = [pending[0] for pending in self._pending if pending]
+        if not candidates:
+            return None
+        newest = max(candidates)
+        self._pending[newest.shard].pop(0)
+        self._below[newest.shard] = newest.seq
+        return Listed(UUID(newest.task_id), newest.shard, newest.seq)
+
+    async def _fill(self) -> None:
+        """Reads the next page of every shard that has none pending, all in one bulk
+        read, until each shard has an entry pending or nothing left."""
+        while True:
+            wanted = {
+                s: page_key(s, self._next_page[s])
+                for s in range(SHARD_COUNT)
+                if not self._pending[s] and self._next_page[s] >= 0
+            }
+            if not wanted:
+                return
+            pages = await self._state.get_many(list(wanted.values()))
+            for s, key in wanted.items():
+                page = self._next_page[s]
+                stored = pages.get(key)
+                content = _Page.decode(stored.data if stored else None)
+                # Slots handed out after this read belong to tasks created after the
+                # scan began: a later page of the same listing must not show them.
+                self._below[s] = min(self._below[s], page * PAGE_SIZE + content.used)
+                self._pending[s] = content.pending(s, page, self._below[s])
+                self._next_page[s] = page - 1

@@ -17,14 +17,14 @@ from task_api.lease import task_lease
 from task_api.models import Task, TaskPage
 from task_api.ports import EtagMismatch, InfrastructureUnavailable, StateStore, Versioned
 from task_api.records import TaskRecord, created_record, event_for, new_revision, task_key
-from task_api.task_index import IndexEntry, TaskIndex
+from task_api.task_index import IndexScan, Listed, TaskIndex
 from task_contracts import EventType, TaskCreate, TaskStatus, TaskUpdate
 
 logger = logging.getLogger(__name__)
 
 TOMBSTONE_TTL_SECONDS = 7 * 24 * 3600
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
-# Tasks fetched per bulk read while filling a page.
+# The most tasks fetched per bulk read while filling a page.
 LIST_BATCH = 100
 
 
@@ -46,6 +46,13 @@ class _Loaded:
     etag: str
 
 
+async def _take(scan: IndexScan, count: int) -> list[Listed]:
+    batch: list[Listed] = []
+    while len(batch) < count and (listed := await scan.take()) is not None:
+        batch.append(listed)
+    return batch
+
+
 Change = Callable[[Task, datetime], tuple[Task, EventType] | None]
 
 
@@ -61,26 +68,31 @@ class TaskService:
         return (await self._load(task_id)).record
 
     async def list(self, *, status: TaskStatus | None, limit: int, cursor: str | None) -> TaskPage:
-        after = decode_cursor(cursor) if cursor else None
-        entries = list(await self._index.newest_first(before=after))
+        scan = await self._index.scan(decode_cursor(cursor) if cursor else None)
         items: list[Task] = []
-        last: IndexEntry | None = None
-        for start in range(0, len(entries), LIST_BATCH):
-            batch = entries[start : start + LIST_BATCH]
-            found = await self._state.get_many([task_key(e.task_id) for e in batch])
-            for entry in batch:
-                stored = found.get(task_key(entry.task_id))
+        # First as many as the page needs; more each round if entries turn out to be
+        # filtered out, deleted or stray.
+        batch_size = limit
+        while len(items) < limit:
+            batch = await _take(scan, batch_size)
+            batch_size = min(LIST_BATCH, batch_size * 2)
+            if not batch:
+                return TaskPage(items=items)
+            found = await self._state.get_many([task_key(c.task_id) for c in batch])
+            for position, candidate in enumerate(batch):
+                stored = found.get(task_key(candidate.task_id))
                 if stored is not None:
                     record = TaskRecord.from_bytes(stored.data)
-                    if record.deleted_at is None and status in (None, record.task.status):
+                    if record.lists_as(candidate.seq) and status in (None, record.task.status):
                         items.append(record.task)
                 if len(items) == limit:
-                    last = entry
-                    break
-            if last is not None:
-                break
-        more = last is not None and entries[-1] != last
-        return TaskPage(items=items, next_cursor=encode_cursor(last) if more and last else None)
+                    # Continue after this entry: put back what the batch read beyond it.
+                    below = scan.below
+                    for unused in batch[position + 1 :]:
+                        below[unused.shard] = max(below[unused.shard], unused.seq + 1)
+                    more = position + 1 < len(batch) or await scan.take() is not None
+                    return TaskPage(items=items, next_cursor=encode_cursor(below) if more else None)
+        return TaskPage(items=items)
 
     # --- writes --------------------------------------------------------------------
 
@@ -99,9 +111,8 @@ class TaskService:
             existing = await self._load_optional(task.id)
             if existing is not None:
                 return existing.record
-        record = created_record(task)
         # Index first: a task is never committed without being listable.
-        await self._index.add(IndexEntry(task.created_at, task.id))
+        record = created_record(task, await self._index.add(task.id, task.created_at))
         await self._state.save_with_event(
             task_key(task.id),
             record.to_bytes(),
@@ -149,8 +160,10 @@ class TaskService:
             )
         # After the commit, and best effort: the delete has happened whatever this does,
         # and readers skip an entry whose task is a tombstone.
+        seq = loaded.record.index_seq
         try:
-            await self._index.remove(task_id)
+            if seq is not None:
+                await self._index.remove(task_id, seq)
         except (InfrastructureUnavailable, TooMuchContention) as error:
             logger.warning("task %s deleted; its index entry stays for now (%s)", task_id, error)
 
@@ -165,7 +178,7 @@ class TaskService:
             if outcome is None:
                 return loaded.record
             task, event_type = outcome
-            record = TaskRecord(task=task, revision=new_revision())
+            record = loaded.record.model_copy(update={"task": task, "revision": new_revision()})
             await self._state.save_with_event(
                 task_key(task_id),
                 record.to_bytes(),

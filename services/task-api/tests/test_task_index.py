@@ -1,0 +1,159 @@
+"""The list index on in-memory state: paged shards, cursors, removal, stray entries."""
+
+import asyncio
+import json
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import pytest
+from task_api_fakes import MemoryState
+
+from task_api.errors import InvalidCursor
+from task_api.ports import EtagMismatch, Versioned
+from task_api.tasks import TaskService
+from task_contracts import TaskCreate
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 28, 12, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
+
+
+@pytest.fixture(autouse=True)
+def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Pages of two entries: a few dozen tasks already span many pages per shard.
+    monkeypatch.setattr("task_api.task_index.PAGE_SIZE", 2)
+
+
+async def list_all(service: TaskService, limit: int) -> list[UUID]:
+    seen: list[UUID] = []
+    cursor = None
+    while True:
+        page = await service.list(status=None, limit=limit, cursor=cursor)
+        seen += [task.id for task in page.items]
+        if page.next_cursor is None:
+            return seen
+        cursor = page.next_cursor
+
+
+def index_pages(state: MemoryState) -> dict[str, dict[str, Any]]:
+    return {
+        key: json.loads(item.data)
+        for key, item in state.items.items()
+        if key.startswith("tasks-index:") and not key.endswith(":head")
+    }
+
+
+@pytest.mark.parametrize("limit", [1, 3, 100])
+async def test_pages_through_many_index_pages_newest_first(state: MemoryState, limit: int) -> None:
+    service = TaskService(state, clock=Clock())
+    created = [(await service.create(TaskCreate(title=f"t{i}"))).task.id for i in range(40)]
+    assert len(index_pages(state)) > 16  # the shards rolled over to further pages
+    assert await list_all(service, limit) == list(reversed(created))
+
+
+async def test_concurrent_creates_on_two_replicas_are_each_listed_once(
+    state: MemoryState,
+) -> None:
+    # Two TaskServices stand for two task-api replicas: each has its own idea of the
+    # open page of a shard, which goes stale when the other one fills it.
+    replicas = [TaskService(state), TaskService(state)]
+    created = await asyncio.gather(
+        *(replicas[i % 2].create(TaskCreate(title=f"t{i}")) for i in range(60))
+    )
+    listed = await list_all(replicas[0], 7)
+    assert Counter(listed) == Counter(record.task.id for record in created)
+    seqs = [(record.task.id.int % 16, record.index_seq) for record in created]
+    assert len(set(seqs)) == len(seqs)
+
+
+async def test_an_index_page_stays_small_however_many_tasks_exist(state: MemoryState) -> None:
+    service = TaskService(state, clock=Clock())
+    for i in range(100):
+        await service.create(TaskCreate(title=f"t{i}"))
+    assert max(len(page["e"]) for page in index_pages(state).values()) <= 2
+
+
+async def test_a_delete_removes_the_entry_from_its_page(state: MemoryState) -> None:
+    service = TaskService(state, clock=Clock())
+    kept = [(await service.create(TaskCreate(title=f"t{i}"))).task.id for i in range(10)]
+    gone = kept.pop(4)
+    await service.delete(gone, None)
+    assert str(gone) not in json.dumps(index_pages(state))
+    assert await list_all(service, 3) == list(reversed(kept))
+
+
+async def test_a_replayed_create_is_listed_once(state: MemoryState) -> None:
+    service = TaskService(state, clock=Clock())
+    original = state.save_with_event
+
+    async def crash(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("crashed between the index entry and the commit")
+
+    state.save_with_event = crash  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        await service.create(TaskCreate(title="Resumed"), idempotency_key="k")
+    state.save_with_event = original  # type: ignore[method-assign]
+    record = await service.create(TaskCreate(title="Resumed"), idempotency_key="k")
+    assert json.dumps(index_pages(state)).count(str(record.task.id)) == 2  # one stray
+    assert await list_all(service, 1) == [record.task.id]
+
+
+async def test_tasks_created_while_paging_do_not_repeat_or_skip_older_ones(
+    state: MemoryState,
+) -> None:
+    service = TaskService(state, clock=Clock())
+    older = [(await service.create(TaskCreate(title=f"t{i}"))).task.id for i in range(9)]
+    first = await service.list(status=None, limit=4, cursor=None)
+    for i in range(5):
+        await service.create(TaskCreate(title=f"new {i}"))
+    rest = await list_all_from(service, first.next_cursor)
+    assert [t.id for t in first.items] + rest == list(reversed(older))
+
+
+async def list_all_from(service: TaskService, cursor: str | None) -> list[UUID]:
+    seen: list[UUID] = []
+    while cursor is not None:
+        page = await service.list(status=None, limit=2, cursor=cursor)
+        seen += [task.id for task in page.items]
+        cursor = page.next_cursor
+    return seen
+
+
+@pytest.mark.parametrize("cursor", ["MS4y", "LTEuMS4yLjMuNC41LjYuNy44LjkuMTAuMTEuMTIuMTMuMTQuMTU"])
+async def test_a_cursor_of_the_wrong_shape_is_refused(state: MemoryState, cursor: str) -> None:
+    with pytest.raises(InvalidCursor):
+        await TaskService(state).list(status=None, limit=10, cursor=cursor)
+
+
+class InterleavingState(MemoryState):
+    """Yields to other tasks between a read and the write that follows it, as the
+    real sidecar does, and counts writes refused for a stale version."""
+
+    conflicts: int = 0
+
+    async def get(self, key: str) -> Versioned | None:
+        found = await super().get(key)
+        await asyncio.sleep(0)
+        return found
+
+    async def save(self, key: str, data: bytes, **kwargs: Any) -> None:
+        try:
+            await super().save(key, data, **kwargs)
+        except EtagMismatch:
+            self.conflicts += 1
+            raise
+
+
+async def test_creates_of_one_replica_do_not_collide_on_an_index_page() -> None:
+    state = InterleavingState()
+    service = TaskService(state)
+    created = await asyncio.gather(*(service.create(TaskCreate(title=f"t{i}")) for i in range(40)))
+    assert state.conflicts == 0
+    assert Counter(await list_all(service, 10)) == Counter(r.task.id for r in created)
