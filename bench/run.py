@@ -53,8 +53,12 @@ class Scenario:
 @contextlib.contextmanager
 def running_stack() -> Iterator[Stack]:
     stack = Stack(Path(tempfile.mkdtemp(prefix="bench-")))
-    stack.start()
     try:
+        try:
+            stack.start()
+        except Exception:
+            print(stack.log_tails(), file=sys.stderr)
+            raise
         yield stack
     finally:
         stack.stop()

@@ -4,6 +4,7 @@ everything it started, with their output in a log file to show when a test fails
 import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -17,11 +18,36 @@ from pathlib import Path
 REGISTRY = Path(os.environ.get("TMPDIR", "/tmp")) / "task-platform-harness"
 
 
+_LOWEST_PORT = 10_000
+_handed_out: set[int] = set()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
+    """A port nothing listens on, below the kernel's ephemeral range: a port the kernel
+    hands out for `bind(0)` is one it also hands to outgoing connections (wrk's, the
+    apps'), which can take it between this check and the process binding it."""
+    low, high = _ephemeral_range()
+    top = low if low > _LOWEST_PORT + 1000 else 65535
+    for _ in range(1000):
+        port = random.randrange(_LOWEST_PORT, top)  # noqa: S311
+        if port in _handed_out or low <= port <= high:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
         return port
+    raise RuntimeError("no free port outside the ephemeral range")
 
 
 def wait_until(
