@@ -6,6 +6,9 @@ import pytest
 from fastapi.testclient import TestClient
 from task_api_fakes import FakePorts
 
+from task_api.main import create_app
+from task_api.settings import Settings
+
 
 def create(client: TestClient, **body: object) -> dict[str, object]:
     response = client.post("/tasks", json={"title": "Write the spec", **body})
@@ -166,6 +169,35 @@ def test_completed_event_is_forwarded_to_notify(client: TestClient, ports: FakeP
     assert client.post("/events/task-completed", json=envelope).json() == {"status": "RETRY"}
     undecodable = client.post("/events/task-completed", json={"data": {"nope": 1}})
     assert undecodable.json() == {"status": "DROP"}
+
+
+def test_without_a_key_nothing_but_401_is_looked_at(ports: FakePorts) -> None:
+    app = create_app(Settings(), connect=ports.connect)
+    with TestClient(app) as anonymous:
+        for method, body, headers in [
+            ("GET", None, {}),
+            ("POST", b"<xml/>", {"Content-Type": "application/xml"}),
+            ("POST", b"x" * 200_000, {"Content-Type": "application/json"}),
+        ]:
+            response = anonymous.request(method, "/tasks", content=body, headers=headers)
+            assert response.status_code == 401, method
+    assert ports.state.items == {}
+
+
+def test_openapi_documents_the_key_as_a_security_scheme(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    assert schema["components"]["securitySchemes"]["ApiKey"] == {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+        "description": "The API key (secret `task-api-key`)",
+    }
+    for path, operations in schema["paths"].items():
+        required = [op.get("security") for op in operations.values()]
+        expected: list[object] = (
+            [[{"ApiKey": []}]] * len(operations) if path.startswith("/tasks") else []
+        )
+        assert [r for r in required if r] == expected, path
 
 
 def test_openapi_documents_every_route(client: TestClient) -> None:

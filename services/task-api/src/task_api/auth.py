@@ -1,25 +1,63 @@
-"""The API key guard of every `/tasks` route."""
+"""The API key guard of every `/tasks` route.
+
+A plain ASGI middleware rather than a FastAPI dependency: the dependency (a header
+parameter plus the request) cost about 25 µs per request, a quarter of what FastAPI
+spends on a GET. The OpenAPI schema still documents the key, as a security scheme.
+"""
 
 import hmac
-from typing import Annotated
+from collections.abc import Callable
+from typing import Any
 
-from fastapi import Depends, Header, HTTPException, Request
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from task_api.asgi_refusal import refuse
 
-def _expected_key(request: Request) -> bytes:
-    key: bytes = request.app.state.runtime.api_key
-    return key
-
-
-async def require_api_key(
-    request: Request,
-    x_api_key: Annotated[
-        str | None, Header(description="The API key (secret `task-api-key`)")
-    ] = None,
-) -> None:
-    # Constant-time comparison, so response timing does not reveal a key's prefix.
-    if x_api_key is None or not hmac.compare_digest(x_api_key.encode(), _expected_key(request)):
-        raise HTTPException(status_code=401, detail="missing or invalid X-API-Key")
+PROTECTED_PREFIX = "/tasks"
+HEADER = b"x-api-key"
+SCHEME = "ApiKey"
 
 
-ApiKey = Depends(require_api_key)
+def _protected(path: str) -> bool:
+    return path == PROTECTED_PREFIX or path.startswith(PROTECTED_PREFIX + "/")
+
+
+class ApiKeyGuard:
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and _protected(scope["path"]):
+            given = next((value for name, value in scope["headers"] if name == HEADER), None)
+            expected: bytes = scope["app"].state.runtime.api_key
+            # Constant-time comparison, so response timing does not reveal a key's prefix.
+            if given is None or not hmac.compare_digest(given, expected):
+                await refuse(send, 401, "missing or invalid X-API-Key")
+                return
+        await self._app(scope, receive, send)
+
+
+def document_api_key(app: FastAPI) -> None:
+    """Adds the key to the OpenAPI schema: a security scheme every `/tasks` operation
+    requires, with its 401."""
+    build: Callable[[], dict[str, Any]] = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        schema.setdefault("components", {}).setdefault("securitySchemes", {})[SCHEME] = {
+            "type": "apiKey",
+            "in": "header",
+            "name": "X-API-Key",
+            "description": "The API key (secret `task-api-key`)",
+        }
+        for path, operations in schema["paths"].items():
+            if _protected(path):
+                for operation in operations.values():
+                    operation["security"] = [{SCHEME: []}]
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

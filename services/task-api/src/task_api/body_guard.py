@@ -1,24 +1,9 @@
 """Request bodies are JSON and at most a size limit, checked before any route sees
 them: 415 for another media type, 413 for too many bytes."""
 
-import json
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-
-async def _refuse(send: Send, status: int, detail: str) -> None:
-    body = json.dumps({"detail": detail}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+from task_api.asgi_refusal import refuse
 
 
 def _is_json(content_type: bytes) -> bool:
@@ -39,17 +24,17 @@ class JsonBodyGuard:
         headers = dict(scope["headers"])
         length = headers.get(b"content-length", b"0")
         if not length.isdigit():
-            await _refuse(send, 400, "invalid Content-Length header")
+            await refuse(send, 400, "invalid Content-Length header")
             return
         if length == b"0" and b"transfer-encoding" not in headers:
             # No body (most GETs): nothing to check, nothing to buffer.
             await self._app(scope, receive, send)
             return
         if not _is_json(headers.get(b"content-type", b"")):
-            await _refuse(send, 415, "request bodies must be application/json")
+            await refuse(send, 415, "request bodies must be application/json")
             return
         if int(length) > self._max:
-            await _refuse(send, 413, too_large)
+            await refuse(send, 413, too_large)
             return
         # Read the (bounded) body here, so a chunked body over the limit is refused too,
         # then hand the route exactly what was received.
@@ -62,7 +47,7 @@ class JsonBodyGuard:
                 break
             size += len(message.get("body", b""))
             if size > self._max:
-                await _refuse(send, 413, too_large)
+                await refuse(send, 413, too_large)
                 return
             if not message.get("more_body", False):
                 break

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from task_api import api, events, health
+from task_api.auth import ApiKeyGuard, document_api_key
 from task_api.body_guard import JsonBodyGuard
 from task_api.http_errors import install_error_handlers
 from task_api.ports import InfrastructureUnavailable, SecretStore
@@ -58,6 +59,9 @@ def create_app(settings: Settings | None = None, connect: Connector | None = Non
         version="0.1.0",
         summary="Tasks on Dapr state, pub/sub and secrets",
         lifespan=lifespan,
+        # FastAPI's own OpenTelemetry bridge probes for a configured provider on every
+        # request; Dapr's sidecars already trace every call between the services.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.include_router(api.router)
@@ -65,6 +69,9 @@ def create_app(settings: Settings | None = None, connect: Connector | None = Non
     app.include_router(events.router)
     install_error_handlers(app, settings.retry_after_seconds)
     app.add_middleware(JsonBodyGuard, max_bytes=settings.max_body_bytes)
+    # Added last, so it runs first: no body is looked at for a caller without the key.
+    app.add_middleware(ApiKeyGuard)
+    document_api_key(app)
     return app
 
 

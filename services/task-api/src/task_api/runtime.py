@@ -33,9 +33,3 @@ class Runtime:
 def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
-
-
-async def provide_runtime(request: Request) -> Runtime:
-    """get_runtime as a FastAPI dependency. Async on purpose: FastAPI runs a plain-def
-    dependency in a worker thread, a thread hop on every request."""
-    return get_runtime(request)

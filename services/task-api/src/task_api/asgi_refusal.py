@@ -1,0 +1,20 @@
+"""The JSON error answer of the plain ASGI guards, sent before any route runs."""
+
+import json
+
+from starlette.types import Send
+
+
+async def refuse(send: Send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
