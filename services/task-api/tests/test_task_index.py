@@ -5,7 +5,7 @@ import json
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 from task_api_fakes import MemoryState
@@ -157,3 +157,45 @@ async def test_creates_of_one_replica_do_not_collide_on_an_index_page() -> None:
     created = await asyncio.gather(*(service.create(TaskCreate(title=f"t{i}")) for i in range(40)))
     assert state.conflicts == 0
     assert Counter(await list_all(service, 10)) == Counter(r.task.id for r in created)
+
+
+class CountingState(MemoryState):
+    """Counts reads per key prefix; `opaque_etags` hands out ETags that are not a
+    version counter, like stores other than state.redis."""
+
+    def __init__(self, *, opaque_etags: bool = False) -> None:
+        super().__init__()
+        self.page_reads = 0
+        self.opaque = opaque_etags
+
+    async def get(self, key: str) -> Versioned | None:
+        self.page_reads += key.startswith("tasks-index:") and not key.endswith(":head")
+        return await super().get(key)
+
+    def _write(self, key: str, data: bytes, etag: str | None, first_write: bool) -> None:
+        if not self.opaque:
+            super()._write(key, data, etag, first_write)
+            return
+        current = self.items.get(key)
+        if (etag is not None and (current is None or current.etag != etag)) or (
+            etag is None and first_write and current is not None
+        ):
+            raise EtagMismatch(key)
+        self.items[key] = Versioned(data, uuid4().hex)
+
+
+async def test_a_replica_adds_to_its_open_page_without_reading_it() -> None:
+    state = CountingState()
+    service = TaskService(state)
+    created = [(await service.create(TaskCreate(title=f"t{i}"))).task.id for i in range(40)]
+    # Only a page just opened is read (it does not exist yet), never one it wrote.
+    assert state.page_reads == len(index_pages(state))
+    assert Counter(await list_all(service, 10)) == Counter(created)
+
+
+async def test_with_etags_that_are_not_counters_each_add_reads_its_page() -> None:
+    state = CountingState(opaque_etags=True)
+    service = TaskService(state)
+    created = [(await service.create(TaskCreate(title=f"t{i}"))).task.id for i in range(40)]
+    assert state.page_reads >= 40  # at least one read per add
+    assert Counter(await list_all(service, 10)) == Counter(created)

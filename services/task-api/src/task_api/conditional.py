@@ -17,23 +17,31 @@ async def update_key(
     state: StateStore,
     key: str,
     change: Callable[[bytes | None], bytes | None],
-) -> None:
+    *,
+    assumed: Versioned | None = None,
+) -> Versioned | None:
     """Apply `change` to the key's current value (None when absent) until the write
     lands on the version it was computed from. `change` returning None means nothing
-    to write."""
+    to write. With `assumed`, the first attempt starts from that version instead of
+    reading the key (a wrong guess costs one refused write, then a read).
+
+    Returns the version the landed write replaced (None when it created the key or
+    nothing was written)."""
     for attempt in range(MAX_ATTEMPTS):
-        current: Versioned | None = await state.get(key)
+        guessed = attempt == 0 and assumed is not None
+        current: Versioned | None = assumed if guessed else await state.get(key)
         new = change(current.data if current else None)
         if new is None:
-            return
+            return None
         try:
             if current is None:
                 await state.save(key, new, etag=None, first_write=True)
             else:
                 await state.save(key, new, etag=current.etag)
         except EtagMismatch:
-            # Jittered backoff so that racers on a hot key spread out.
-            await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # noqa: S311
+            if not guessed:
+                # Jittered backoff so that racers on a hot key spread out.
+                await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # noqa: S311
             continue
-        return
+        return current
     raise TooMuchContention(key)

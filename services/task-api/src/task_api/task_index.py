@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from task_api.conditional import update_key
-from task_api.ports import StateStore
+from task_api.ports import StateStore, Versioned
 
 # Both are part of the stored format: changing either moves entries to other keys.
 SHARD_COUNT = 16
@@ -104,6 +104,25 @@ class _Pending:
     seq: int
 
 
+def _etag_after(replaced: Versioned | None) -> str | None:
+    """The ETag a page has after a write over `replaced`, where it can be known without
+    reading: state.redis versions a key with a counter that starts at 1. For stores
+    with other ETags this is None (or a wrong guess, refused once), and an add reads
+    the page first."""
+    if replaced is None:
+        return "1"
+    return str(int(replaced.etag) + 1) if replaced.etag.isdigit() else None
+
+
+@dataclass(frozen=True, slots=True)
+class _OpenPage:
+    """The page this process adds to in a shard, and the version it last wrote there
+    (None when unknown): the next add starts from it instead of reading the page."""
+
+    page: int
+    written: Versioned | None
+
+
 def _head_page(data: bytes | None) -> int:
     return int(json.loads(data)["page"]) if data else 0
 
@@ -111,9 +130,10 @@ def _head_page(data: bytes | None) -> int:
 class TaskIndex:
     def __init__(self, state: StateStore) -> None:
         self._state = state
-        # The page this process last added to, per shard: saves reading the head on
-        # every create. A stale value costs one read of a full page, then the head.
-        self._open_page: dict[int, int] = {}
+        # Per shard, what this process last wrote: saves reading the head and the page
+        # on every create. Another writer makes it stale; that costs one refused
+        # write, then the reads.
+        self._open: dict[int, _OpenPage] = {}
         # One writer per shard in this process: concurrent creates would otherwise read
         # the same page version and all but one retry. Other replicas still race
         # through the ETag, as they must.
@@ -126,14 +146,17 @@ class TaskIndex:
             return await self._add(shard, [str(task_id), _micros(created_at)])
 
     async def _add(self, shard: int, member: list[str | int]) -> int:
-        page = self._open_page.get(shard)
-        if page is None:
-            page = _head_page(getattr(await self._state.get(head_key(shard)), "data", None))
+        open_page = self._open.get(shard)
+        if open_page is None:
+            head = await self._state.get(head_key(shard))
+            open_page = _OpenPage(_head_page(head.data if head else None), None)
+        page, assumed = open_page.page, open_page.written
         while True:
             slot: int | None = None
+            written = b""
 
             def take_slot(data: bytes | None) -> bytes | None:
-                nonlocal slot
+                nonlocal slot, written
                 current = _Page.decode(data)
                 if current.used >= PAGE_SIZE:
                     slot = None
@@ -141,13 +164,17 @@ class TaskIndex:
                 slot = current.used
                 current.slots[str(slot)] = member
                 current.used += 1
-                return current.encode()
+                written = current.encode()
+                return written
 
-            await update_key(self._state, page_key(shard, page), take_slot)
+            replaced = await update_key(
+                self._state, page_key(shard, page), take_slot, assumed=assumed
+            )
             if slot is not None:
-                self._open_page[shard] = page
+                etag = _etag_after(replaced)
+                self._open[shard] = _OpenPage(page, Versioned(written, etag) if etag else None)
                 return page * PAGE_SIZE + slot
-            page = await self._next_page(shard, page)
+            page, assumed = await self._next_page(shard, page), None
 
     async def _next_page(self, shard: int, full: int) -> int:
         """Moves the shard's head past a full page (unless another writer did) and
