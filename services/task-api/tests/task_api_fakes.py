@@ -3,11 +3,23 @@
 import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from task_api.ports import EtagMismatch, InfrastructureUnavailable, Versioned
 from task_api.runtime import Ports
 from task_api.settings import Settings
 from task_contracts import TaskEvent
+
+
+class Clock:
+    """Each reading is one second after the last: creation order is unambiguous."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 28, 12, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
 
 
 @dataclass
@@ -16,6 +28,7 @@ class MemoryState:
     version, or (first-write) find the key absent."""
 
     items: dict[str, Versioned] = field(default_factory=dict)
+    etags_count_writes: bool = True
     published: list[TaskEvent] = field(default_factory=list)
     ttls: dict[str, int] = field(default_factory=dict)
     down: bool = False

@@ -1,11 +1,10 @@
 """TaskService on in-memory ports: what each operation stores and publishes."""
 
 import asyncio
-from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 import pytest
-from task_api_fakes import MemoryState
+from task_api_fakes import Clock, MemoryState
 
 from task_api.errors import (
     IdempotencyKeyReused,
@@ -18,17 +17,6 @@ from task_api.lease import lease_key
 from task_api.ports import InfrastructureUnavailable
 from task_api.tasks import TaskService
 from task_contracts import EventType, TaskCreate, TaskStatus, TaskUpdate
-
-
-class Clock:
-    """Each reading is one second after the last: creation order is unambiguous."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 28, 12, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)
-        return self.now
 
 
 @pytest.fixture
@@ -208,6 +196,9 @@ async def test_idempotent_create_resumes_after_a_crash_before_its_commit(
     record = await service.create(TaskCreate(title="Resumed"), idempotency_key="k")
     assert (await service.get(record.task.id)).task.title == "Resumed"
     assert len(state.published) == 1
+    # The crashed attempt left an index entry too; the task is still listed once.
+    page = await service.list(status=None, limit=10, cursor=None)
+    assert [t.id for t in page.items] == [record.task.id]
 
 
 async def test_a_held_lease_makes_writers_wait_then_give_up(

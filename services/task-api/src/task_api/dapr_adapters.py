@@ -2,6 +2,7 @@
 Dapr client of the process. This is the only module of task-api that knows gRPC."""
 
 import contextlib
+import logging
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -20,6 +21,8 @@ from task_api.settings import Settings
 from task_contracts import NotifyRequest, TaskEvent
 
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
 
 # The SDK steers towards gRPC proxying for invocation; its gRPC invoke_method still
 # works and, unlike the HTTP path, reuses the process's one channel.
@@ -50,9 +53,10 @@ async def _call(operation: Awaitable[T]) -> T:
 
 
 class DaprStateStore:
-    def __init__(self, client: DaprClient, store_name: str) -> None:
+    def __init__(self, client: DaprClient, store_name: str, *, etags_count_writes: bool) -> None:
         self._client = client
         self._store = store_name
+        self.etags_count_writes = etags_count_writes
 
     async def get(self, key: str) -> Versioned | None:
         response = await _call(self._client.get_state(self._store, key))
@@ -195,6 +199,18 @@ class DaprNotificationClient:
         )
 
 
+async def _is_redis_store(client: DaprClient, store_name: str) -> bool:
+    """Whether the sidecar loaded the store as state.redis, whose ETags count versions.
+    When the sidecar cannot say, assume not: that only costs reads."""
+    try:
+        metadata = await client.get_metadata()
+    except (grpc.RpcError, DaprInternalError):
+        return False
+    found = {c.name: c.type for c in metadata.registered_components}
+    logger.info("state store %r is %s", store_name, found.get(store_name, "not loaded"))
+    return found.get(store_name) == "state.redis"
+
+
 @contextlib.asynccontextmanager
 async def connect_dapr(settings: Settings) -> AsyncIterator[Ports]:
     """One async Dapr client for the whole process, open for the app's lifetime."""
@@ -207,7 +223,11 @@ async def connect_dapr(settings: Settings) -> AsyncIterator[Ports]:
     client = DaprClient()
     try:
         yield Ports(
-            state=DaprStateStore(client, settings.state_store),
+            state=DaprStateStore(
+                client,
+                settings.state_store,
+                etags_count_writes=await _is_redis_store(client, settings.state_store),
+            ),
             secrets=DaprSecretStore(client, settings.secret_store),
             notifications=DaprNotificationClient(
                 client,

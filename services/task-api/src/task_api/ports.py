@@ -26,6 +26,10 @@ class Versioned:
 
 
 class StateStore(Protocol):
+    # Whether a write turns ETag n into n + 1 (state.redis counts versions), so that a
+    # writer knows the new ETag without reading the key again.
+    etags_count_writes: bool
+
     async def get(self, key: str) -> Versioned | None: ...
 
     async def get_many(self, keys: Sequence[str]) -> Mapping[str, Versioned]:

@@ -44,13 +44,13 @@ class Listed:
     seq: int
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _micros(at: datetime) -> int:
     """Creation times are stored as integer microseconds: compact, and compared
     without parsing."""
     return (at - _EPOCH) // timedelta(microseconds=1)
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def shard_of(task_id: UUID) -> int:
@@ -105,10 +105,8 @@ class _Pending:
 
 
 def _etag_after(replaced: Versioned | None) -> str | None:
-    """The ETag a page has after a write over `replaced`, where it can be known without
-    reading: state.redis versions a key with a counter that starts at 1. For stores
-    with other ETags this is None (or a wrong guess, refused once), and an add reads
-    the page first."""
+    """The ETag of a page after a write over `replaced`, on a store whose ETags count
+    versions from 1; None if it cannot be told."""
     if replaced is None:
         return "1"
     return str(int(replaced.etag) + 1) if replaced.etag.isdigit() else None
@@ -171,10 +169,15 @@ class TaskIndex:
                 self._state, page_key(shard, page), take_slot, assumed=assumed
             )
             if slot is not None:
-                etag = _etag_after(replaced)
-                self._open[shard] = _OpenPage(page, Versioned(written, etag) if etag else None)
+                self._remember(shard, page, replaced, written)
                 return page * PAGE_SIZE + slot
             page, assumed = await self._next_page(shard, page), None
+
+    def _remember(self, shard: int, page: int, replaced: Versioned | None, written: bytes) -> None:
+        # On other stores the next add reads the page: a guessed ETag that happened to
+        # match another writer's version would overwrite that writer's entry.
+        etag = _etag_after(replaced) if self._state.etags_count_writes else None
+        self._open[shard] = _OpenPage(page, Versioned(written, etag) if etag else None)
 
     async def _next_page(self, shard: int, full: int) -> int:
         """Moves the shard's head past a full page (unless another writer did) and
@@ -195,16 +198,26 @@ class TaskIndex:
     async def remove(self, task_id: UUID, seq: int) -> None:
         shard, member = shard_of(task_id), str(task_id)
         page, slot = divmod(seq, PAGE_SIZE)
+        written: bytes | None = None
 
         def drop(data: bytes | None) -> bytes | None:
+            nonlocal written
             current = _Page.decode(data)
             if current.slots.get(str(slot), [None])[0] != member:
+                written = None
                 return None
             del current.slots[str(slot)]
-            return current.encode()
+            written = current.encode()
+            return written
 
         async with self._writers[shard]:
-            await update_key(self._state, page_key(shard, page), drop)
+            open_page = self._open.get(shard)
+            on_open_page = open_page is not None and open_page.page == page
+            assumed = open_page.written if open_page is not None and on_open_page else None
+            replaced = await update_key(self._state, page_key(shard, page), drop, assumed=assumed)
+            if written is not None and on_open_page:
+                # The next add here starts from this version, not a stale one.
+                self._remember(shard, page, replaced, written)
 
     async def scan(self, below: Sequence[int] | None) -> "IndexScan":
         """Entries newest first. `below` (per shard: only sequence numbers under it)
