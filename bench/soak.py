@@ -117,6 +117,8 @@ async def audit(stack: Stack, truth: Truth) -> dict[str, Any]:
                 missing.append(task_id)
             elif response.json() != expected:
                 wrong.append(task_id)
+        listed = await list_everything(api)
+    live = created - truth.deleted
     return {
         "tasks_created": len(created),
         "tasks_deleted": len(truth.deleted),
@@ -127,7 +129,24 @@ async def audit(stack: Stack, truth: Truth) -> dict[str, Any]:
         "creates_notified_twice": sum(1 for t in created if activity[t] > 1),
         "completions_not_notified": len(truth.completed - set(notified)),
         "completions_notified_twice": sum(1 for t in truth.completed if notified[t] > 1),
+        # GET /tasks, paged to the end: every live task once, no deleted one.
+        "tasks_not_listed": len(live - set(listed)),
+        "tasks_listed_twice": sum(1 for t in live if listed[t] > 1),
+        "deleted_tasks_listed": len(truth.deleted & set(listed)),
     }
+
+
+async def list_everything(api: httpx.AsyncClient) -> Counter[str]:
+    listed: Counter[str] = Counter()
+    cursor = None
+    while True:
+        page = (
+            await api.get("/tasks", params={"limit": 100, **({"cursor": cursor} if cursor else {})})
+        ).json()
+        listed.update(task["id"] for task in page["items"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return listed
 
 
 def progress(message: str) -> None:
