@@ -212,10 +212,11 @@ class TaskIndex:
 
         async with self._writers[shard]:
             open_page = self._open.get(shard)
-            on_open_page = open_page is not None and open_page.page == page
-            assumed = open_page.written if open_page is not None and on_open_page else None
+            if open_page is not None and open_page.page != page:
+                open_page = None  # a sealed page: this process knows nothing of its version
+            assumed = open_page.written if open_page is not None else None
             replaced = await update_key(self._state, page_key(shard, page), drop, assumed=assumed)
-            if written is not None and on_open_page:
+            if written is not None and open_page is not None:
                 # The next add here starts from this version, not a stale one.
                 self._remember(shard, page, replaced, written)
 
