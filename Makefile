@@ -3,10 +3,10 @@
 SHELL := bash
 .DEFAULT_GOAL := help
 
-.PHONY: help up test watch schemas fmt dapr soak bench
+.PHONY: help up test watch clean-data schemas fmt dapr soak bench
 
 help: ## this list
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 up: ## run both services with their sidecars and Redis (Ctrl-C stops all)
 	@scripts/up.sh
@@ -16,6 +16,9 @@ test: ## lint, type-check and run every test (unit + integration on real daprd/R
 
 watch: ## follow the notifications of the stack that `make up` runs
 	@scripts/watch.sh
+
+clean-data: ## delete the tasks `make up` keeps in .run/redis (asks nothing; stop make up first)
+	@scripts/clean-data.sh
 
 schemas: ## rewrite the committed JSON Schemas of libs/contracts from the models
 	@source scripts/bootstrap.sh && "$$UV" run --frozen python -c \

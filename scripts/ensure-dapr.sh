@@ -58,6 +58,14 @@ if ! command -v go >/dev/null 2>&1; then
 fi
 
 mkdir -p "$bin_dir"
+# One build at a time (make test, make up and the image builds may all ask at once): a
+# second caller waits here, then finds the first one's binaries.
+exec 9>"$runtime_dir/.build.lock"
+flock 9
+if reports_version "$bin_dir/daprd" "$runtime_version" && cli_reports_version "$bin_dir/dapr" "$cli_version"; then
+  printf '%s\n' "$runtime_dir"
+  exit 0
+fi
 work=$(mktemp -d)
 trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
 

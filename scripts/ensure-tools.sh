@@ -16,6 +16,11 @@ module_dir() { # <module@version>
   go mod download -json "$1" | python3 -c 'import json, sys; d = json.load(sys.stdin); print(d.get("Dir") or sys.exit(d.get("Error", "no Dir")))'
 }
 
+# One build at a time: a second caller waits here, then finds the first one's binaries.
+mkdir -p "$cache_root"
+exec 9>"$cache_root/.ensure-tools.lock"
+flock 9
+
 tilt_bin=$cache_root/tilt-$TILT_VERSION/tilt
 if [[ ! -x $tilt_bin ]]; then
   command -v cc >/dev/null 2>&1 || { log "MISSING: a C compiler (apt-get install gcc), to build tilt"; exit 1; }

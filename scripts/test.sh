@@ -6,8 +6,10 @@ repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo_root"
 start=$(date +%s)
 source scripts/bootstrap.sh
-# tilt, kustomize and Dapr's CRDs for the checks of the deployment files.
-eval "$(scripts/ensure-tools.sh)"
+# tilt, kustomize and Dapr's CRDs for the checks of the deployment files. Assigned
+# first, then evaluated: inside `eval "$(...)"` a failing script would not stop us.
+tools=$(scripts/ensure-tools.sh)
+eval "$tools"
 export TILT KUSTOMIZE DAPR_CRDS
 echo "== ruff"
 "$UV" run --frozen ruff check .

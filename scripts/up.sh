@@ -1,20 +1,29 @@
 #!/usr/bin/env bash
 # `make up`: the whole system on this machine. Redis on 6379 (started here, with
-# append-only persistence, unless something already listens there), then both services
-# with their sidecars through the Dapr CLI's multi-app run (dapr.yaml). Ctrl-C stops it
-# all.
+# append-only persistence in .run/redis, unless something already listens there), then,
+# once Redis answers commands, both services with their sidecars through the Dapr CLI's
+# multi-app run (dapr.yaml). Ctrl-C stops it all.
+#
+# All or nothing: if a sidecar or an app exits while the stack runs, everything stops
+# and the reason is the last thing printed (the CLI would not restart it, and a
+# half-started stack answers nothing useful). Leaves behind: .run/ (Redis data and log;
+# `make clean-data` empties it) and the CLI's logs under services/*/.dapr/logs.
 set -euo pipefail
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo_root"
 source scripts/bootstrap.sh
 
-run_dir=$repo_root/.run
+run_dir=${TASK_PLATFORM_RUN_DIR:-$repo_root/.run}
+# Loading a large append-only file takes a while; sidecars started before it ends fail.
+redis_timeout=${REDIS_READY_TIMEOUT:-300}
+apps=(task-api notification-service)
 mkdir -p "$run_dir/redis"
 redis_pid=
 dapr_pid=
+reason=
 cleanup() {
-  # The CLI leads a process group of its own with every daprd and app in it: whatever
-  # it did not stop on its way out (say, when its output pipe closed) is stopped here.
+  # The CLI's process group holds every daprd and app: whatever the CLI did not stop on
+  # its way out (say, when its output pipe closed) is stopped here.
   if [[ -n $dapr_pid ]] && kill -0 -- "-$dapr_pid" 2>/dev/null; then
     kill -TERM -- "-$dapr_pid" 2>/dev/null || true
     for _ in $(seq 50); do kill -0 -- "-$dapr_pid" 2>/dev/null || break; sleep 0.1; done
@@ -25,21 +34,75 @@ cleanup() {
     kill "$redis_pid"
     wait "$redis_pid" 2>/dev/null || true
   fi
+  if [[ -n $reason ]]; then
+    printf '\nmake up: stopped: %s\n' "$reason" >&2
+  fi
 }
 trap cleanup EXIT
+
+wait_for_redis() {
+  local deadline=$((SECONDS + redis_timeout)) reply said_loading=
+  while true; do
+    reply=$(redis-cli -h 127.0.0.1 -p 6379 ping 2>&1 || true)
+    [[ $reply == PONG ]] && return 0
+    if [[ $reply == LOADING* && -z $said_loading ]]; then
+      echo "Redis is loading its data set into memory; the sidecars start once it answers"
+      said_loading=1
+    fi
+    if [[ -n $redis_pid ]] && ! kill -0 "$redis_pid" 2>/dev/null; then
+      reason="redis-server exited: $(tail -n 1 "$run_dir/redis.log")"
+      exit 1
+    fi
+    if ((SECONDS >= deadline)); then
+      reason="Redis on 6379 did not answer PING within ${redis_timeout} s (last answer: ${reply:-none}); raise REDIS_READY_TIMEOUT for a large data set, or 'make clean-data'"
+      exit 1
+    fi
+    sleep 0.2
+  done
+}
+
+# The last line that explains an exit: daprd's last fatal message, else the log's tail.
+last_words() { # <app-id> <daprd|app>
+  local log line
+  log=$(ls -t "services/$1/.dapr/logs/$1_$2_"*.log 2>/dev/null | head -n 1 || true)
+  [[ -n $log ]] || { echo "(no log)"; return; }
+  line=$(grep 'level=fatal' "$log" | tail -n 1 | sed -E 's/.*msg="?([^"]*)"?.*/\1/' || true)
+  [[ -n $line ]] || line=$(grep -v '^[[:space:]]*$' "$log" | tail -n 1 || true)
+  echo "${line:-(empty log)} [$log]"
+}
+
+# Each sidecar and app must be running from shortly after the start until Ctrl-C.
+supervise() {
+  local started=$SECONDS app
+  while kill -0 "$dapr_pid" 2>/dev/null; do
+    if ((SECONDS - started > 20)); then
+      for app in "${apps[@]}"; do
+        if ! pgrep -g "$dapr_pid" -f -- "--app-id $app( |\$)" >/dev/null; then
+          reason="$app's sidecar exited: $(last_words "$app" daprd)"
+          return 1
+        fi
+        if ! pgrep -g "$dapr_pid" -f -- "uvicorn ${app//-/_}\.main:app" >/dev/null; then
+          reason="$app exited: $(last_words "$app" app)"
+          return 1
+        fi
+      done
+    fi
+    sleep 1
+  done
+  wait "$dapr_pid" 2>/dev/null || true
+  [[ -n $stopping ]] || reason="the Dapr CLI exited"
+  [[ -n $stopping ]]
+}
 
 if (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then
   echo "using the Redis that already listens on 6379"
 else
   redis-server --port 6379 --bind 127.0.0.1 --dir "$run_dir/redis" \
-    --appendonly yes --save "" --loglevel warning > "$run_dir/redis.log" 2>&1 &
+    --appendonly yes --save "" --loglevel notice > "$run_dir/redis.log" 2>&1 &
   redis_pid=$!
-  for _ in $(seq 50); do
-    (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null && break
-    sleep 0.1
-  done
-  echo "redis-server on 6379 (append-only file in .run/redis, log in .run/redis.log)"
+  echo "redis-server on 6379 (data in $run_dir/redis: $(du -sh "$run_dir/redis" | cut -f1); log in $run_dir/redis.log)"
 fi
+wait_for_redis
 
 cat <<MSG
 task-api             http://127.0.0.1:8000  (docs: /docs; API key: see components/secrets.json)
@@ -60,8 +123,11 @@ DAPR_API_TOKEN=$(read_secret dapr-api-token)
 APP_API_TOKEN=$(read_secret app-api-token)
 export DAPR_API_TOKEN APP_API_TOKEN
 export DAPR_RUNTIME_PATH=$TASK_PLATFORM_DAPR_RUNTIME_PATH
-# Not exec: the trap must still stop the Redis this script started.
+# In a process group of its own (set -m), so that cleanup can stop all it started.
+set -m
 "$TASK_PLATFORM_DAPR_RUNTIME_PATH/.dapr/bin/dapr" run -f dapr.yaml &
 dapr_pid=$!
-trap 'kill -INT "$dapr_pid" 2>/dev/null' INT TERM
-wait "$dapr_pid" || wait "$dapr_pid" || true
+set +m
+stopping=
+trap 'stopping=1; kill -INT "$dapr_pid" 2>/dev/null' INT TERM
+supervise

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness.resources import REPO_ROOT
+from harness.tools import uv_binary
 
 APPS = {"task-api": ("task_api", 8000), "notification-service": ("notification_service", 8001)}
 
@@ -90,7 +91,8 @@ def test_the_build_stage_installs_from_what_it_copies(app: str, tmp_path: Path) 
                 else:
                     shutil.copy(origin, destination if target.endswith("/") else tmp_path / target)
         elif line.startswith("RUN uv sync"):
-            command = line.removeprefix("RUN ").split()
+            # The image's uv is the one bootstrap resolved here, never a bare `uv`.
+            command = [str(uv_binary()), *line.removeprefix("RUN uv ").split()]
             env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(tmp_path / ".venv")}
             result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
             assert result.returncode == 0, result.stderr

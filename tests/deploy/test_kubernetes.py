@@ -201,3 +201,69 @@ def test_network_policies_deny_by_default_and_open_only_the_flows(
     assert invocation["from"][0]["podSelector"]["matchLabels"] == {
         "app.kubernetes.io/name": "task-api"
     }
+
+
+# Dapr's injector puts the tokens named by these annotations on the daprd container only;
+# the app must be given the same secrets itself (the SDK sends DAPR_API_TOKEN, the app
+# checks APP_API_TOKEN), or daprd refuses it with 401 and the pod never becomes ready.
+TOKEN_ANNOTATIONS = {
+    "dapr.io/api-token-secret": "DAPR_API_TOKEN",
+    "dapr.io/app-token-secret": "APP_API_TOKEN",
+}
+
+
+def secret_env(container: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """The container's env entries that come from a Secret: name -> (secret, key)."""
+    found = {}
+    for entry in container.get("env", []):
+        ref = entry.get("valueFrom", {}).get("secretKeyRef")
+        if ref:
+            found[entry["name"]] = (ref["name"], ref["key"])
+    return found
+
+
+def missing_tokens(deployment: dict[str, Any]) -> list[str]:
+    template = deployment["spec"]["template"]
+    annotations = template["metadata"].get("annotations", {})
+    missing = []
+    for container in template["spec"]["containers"]:
+        given = secret_env(container)
+        for annotation, variable in TOKEN_ANNOTATIONS.items():
+            if annotation in annotations and given.get(variable) != (
+                annotations[annotation],
+                "token",
+            ):
+                missing.append(f"{container['name']}: {variable} from {annotations[annotation]}")
+    return missing
+
+
+def test_app_containers_get_the_tokens_their_sidecar_is_given(
+    k8s_objects: list[dict[str, Any]],
+) -> None:
+    deployments = by_kind(k8s_objects, "Deployment")
+    for app in APPS:
+        assert set(TOKEN_ANNOTATIONS) <= set(
+            deployments[app]["spec"]["template"]["metadata"]["annotations"]
+        )
+        assert missing_tokens(deployments[app]) == [], app
+
+
+def test_the_token_check_catches_an_app_without_them() -> None:
+    deployment = {
+        "spec": {
+            "template": {
+                "metadata": {"annotations": {"dapr.io/api-token-secret": "dapr-api-token"}},
+                "spec": {"containers": [{"name": "app", "env": []}]},
+            }
+        }
+    }
+    assert missing_tokens(deployment) == ["app: DAPR_API_TOKEN from dapr-api-token"]
+
+
+def test_the_token_secrets_exist_with_a_token_key(k8s_objects: list[dict[str, Any]]) -> None:
+    secrets = by_kind(k8s_objects, "Secret")
+    for deployment in by_kind(k8s_objects, "Deployment").values():
+        annotations = deployment["spec"]["template"]["metadata"].get("annotations", {})
+        for annotation in TOKEN_ANNOTATIONS:
+            if annotation in annotations:
+                assert "token" in secrets[annotations[annotation]]["stringData"]

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 
@@ -78,6 +79,30 @@ class Service:
 
     def processes(self) -> list[ManagedProcess]:
         return [p for p in (self.sidecar, self.app) if p is not None]
+
+
+class AppEndpoint(Protocol):
+    @property
+    def app_id(self) -> str: ...
+    @property
+    def url(self) -> str: ...
+
+
+class RunningStack(Protocol):
+    """What the contract and event-flow tests use: this harness's own Stack, or a
+    deployed one (harness.deployed) that they reach from outside."""
+
+    @property
+    def api_key(self) -> str: ...
+    @property
+    def task_api(self) -> AppEndpoint: ...
+    @property
+    def notification_service(self) -> AppEndpoint: ...
+    def app_log_lines(self, app_id: str, needle: str) -> list[str]: ...
+    async def publish_raw(
+        self, body: bytes, *, content_type: str, cloudevent_id: str | None = None
+    ) -> None: ...
+    def log_tails(self) -> str: ...
 
 
 class Stack:
@@ -187,20 +212,39 @@ class Stack:
         for process in reversed(self.processes):
             process.stop()
 
+    def app_log_lines(self, app_id: str, needle: str) -> list[str]:
+        [service] = [s for s in self.services if s.app_id == app_id]
+        assert service.app is not None
+        return log_lines(service.app, needle)
+
+    async def publish_raw(
+        self, body: bytes, *, content_type: str, cloudevent_id: str | None = None
+    ) -> None:
+        """Publish to task-events through task-api's sidecar, as any producer could."""
+        params = {"metadata.cloudevent.id": cloudevent_id} if cloudevent_id else {}
+        async with httpx.AsyncClient(base_url=self.task_api.sidecar_url) as sidecar:
+            response = await sidecar.post(
+                "/v1.0/publish/pubsub/task-events",
+                content=body,
+                params=params,
+                headers={"Content-Type": content_type, "dapr-api-token": self.dapr_api_token},
+            )
+        assert response.status_code == 204, response.text
+
     def log_tails(self, lines: int = 40) -> str:
         return "\n\n".join(
             f"===== {p.name} ({p.log_path}) =====\n{p.log_tail(lines)}" for p in self.processes
         )
 
 
-def task_api_client(stack: Stack) -> httpx.AsyncClient:
+def task_api_client(stack: RunningStack) -> httpx.AsyncClient:
     """A client of task-api that presents the run's API key."""
     return httpx.AsyncClient(
         base_url=stack.task_api.url, headers={"X-API-Key": stack.api_key}, timeout=30.0
     )
 
 
-def notification_client(stack: Stack) -> httpx.AsyncClient:
+def notification_client(stack: RunningStack) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=stack.notification_service.url, timeout=30.0)
 
 
@@ -212,21 +256,6 @@ async def notifications_for(
     response.raise_for_status()
     items: list[dict[str, object]] = response.json()["items"]
     return [n for n in items if n["task_id"] == task_id and n["kind"] == kind]
-
-
-async def publish_raw(
-    stack: Stack, body: bytes, *, content_type: str, cloudevent_id: str | None = None
-) -> None:
-    """Publish to task-events through task-api's sidecar, as any producer could."""
-    params = {"metadata.cloudevent.id": cloudevent_id} if cloudevent_id else {}
-    async with httpx.AsyncClient(base_url=stack.task_api.sidecar_url) as sidecar:
-        response = await sidecar.post(
-            "/v1.0/publish/pubsub/task-events",
-            content=body,
-            params=params,
-            headers={"Content-Type": content_type, "dapr-api-token": stack.dapr_api_token},
-        )
-    assert response.status_code == 204, response.text
 
 
 def log_lines(process: ManagedProcess, needle: str) -> list[str]:

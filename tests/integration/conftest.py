@@ -7,10 +7,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.deployed import DeployedStack, is_external
 from harness.processes import stop_leftovers
-from harness.stack import Stack, notification_client, task_api_client
+from harness.stack import RunningStack, Stack, notification_client, task_api_client
 
-_stack_key = pytest.StashKey[Stack]()
+_stack_key = pytest.StashKey[RunningStack]()
 
 
 def _run_stack(config: pytest.Config, workdir: Path) -> Iterator[Stack]:
@@ -31,8 +32,14 @@ def _run_stack(config: pytest.Config, workdir: Path) -> Iterator[Stack]:
 @pytest.fixture(scope="session")
 def stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stack]:
-    """The stack most tests share; tests must leave it running and healthy."""
+) -> Iterator[RunningStack]:
+    """The stack most tests share; tests must leave it running and healthy. With
+    TASK_PLATFORM_STACK=external, a deployed one (see harness.deployed)."""
+    if is_external():
+        deployed = DeployedStack()
+        request.config.stash[_stack_key] = deployed
+        yield deployed
+        return
     leftovers = stop_leftovers()
     if leftovers:
         print(f"stopped processes an earlier test run left behind: {leftovers}", file=sys.stderr)
@@ -41,9 +48,11 @@ def stack(
 
 @pytest.fixture(scope="module")
 def own_stack(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, stack: Stack
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, stack: RunningStack
 ) -> Iterator[Stack]:
     """A stack of the module's own, for tests that stop, kill and restart its parts."""
+    if is_external():
+        pytest.skip("stops and kills parts of the stack: only on a stack of the harness's own")
     yield from _run_stack(request.config, Path(tmp_path_factory.mktemp("own-stack")))
     # Failures of later tests show the shared stack's logs again.
     request.config.stash[_stack_key] = stack
@@ -61,12 +70,12 @@ def pytest_runtest_makereport(
 
 
 @pytest.fixture
-async def task_api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+async def task_api(stack: RunningStack) -> AsyncIterator[httpx.AsyncClient]:
     async with task_api_client(stack) as client:
         yield client
 
 
 @pytest.fixture
-async def notification_service(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+async def notification_service(stack: RunningStack) -> AsyncIterator[httpx.AsyncClient]:
     async with notification_client(stack) as client:
         yield client

@@ -9,7 +9,7 @@ from uuid import uuid4
 import httpx
 
 from harness.polling import eventually
-from harness.stack import Stack, log_lines, notifications_for, publish_raw
+from harness.stack import RunningStack, notifications_for
 from task_contracts import EventType, TaskEvent, TaskStatus
 
 
@@ -19,7 +19,7 @@ async def dead_letters(client: httpx.AsyncClient, event_id: str) -> list[dict[st
 
 
 async def test_a_completion_is_notified_exactly_once(
-    stack: Stack, task_api: httpx.AsyncClient, notification_service: httpx.AsyncClient
+    stack: RunningStack, task_api: httpx.AsyncClient, notification_service: httpx.AsyncClient
 ) -> None:
     task = (await task_api.post("/tasks", json={"title": "Notify me once"})).json()
     await task_api.put(f"/tasks/{task['id']}/status", params={"status": "completed"})
@@ -31,19 +31,18 @@ async def test_a_completion_is_notified_exactly_once(
     # Anything that could repeat it (a redelivery, a retried invocation) has had time.
     await asyncio.sleep(3)
     assert len(await notified()) == 1
-    assert stack.notification_service.app is not None
-    lines = log_lines(stack.notification_service.app, f"NOTIFY task.completed task={task['id']}")
+    lines = stack.app_log_lines("notification-service", f"NOTIFY task.completed task={task['id']}")
     assert len(lines) == 1, lines
 
 
 async def test_the_same_event_published_twice_is_recorded_once(
-    stack: Stack, notification_service: httpx.AsyncClient
+    stack: RunningStack, notification_service: httpx.AsyncClient
 ) -> None:
     event = TaskEvent(
         event_type=EventType.CREATED, task_id=uuid4(), title="Twice", status=TaskStatus.PENDING
     )
     for _ in range(2):
-        await publish_raw(stack, event.model_dump_json().encode(), content_type="application/json")
+        await stack.publish_raw(event.model_dump_json().encode(), content_type="application/json")
 
     async def recorded() -> list[dict[str, Any]]:
         return await notifications_for(notification_service, str(event.task_id), "activity")
@@ -54,11 +53,11 @@ async def test_the_same_event_published_twice_is_recorded_once(
 
 
 async def test_a_poison_message_lands_on_the_dead_letter_topic(
-    stack: Stack, notification_service: httpx.AsyncClient
+    stack: RunningStack, notification_service: httpx.AsyncClient
 ) -> None:
     message_id = str(uuid4())
-    await publish_raw(
-        stack, b"this is not an event", content_type="text/plain", cloudevent_id=message_id
+    await stack.publish_raw(
+        b"this is not an event", content_type="text/plain", cloudevent_id=message_id
     )
 
     [dead] = await eventually(
@@ -68,7 +67,7 @@ async def test_a_poison_message_lands_on_the_dead_letter_topic(
 
 
 async def test_an_unknown_event_type_is_acknowledged(
-    stack: Stack, notification_service: httpx.AsyncClient
+    stack: RunningStack, notification_service: httpx.AsyncClient
 ) -> None:
     message_id = str(uuid4())
     event = {
@@ -80,14 +79,14 @@ async def test_an_unknown_event_type_is_acknowledged(
         "timestamp": "2030-01-01T00:00:00Z",
         "schema_version": 2,
     }
-    await publish_raw(
-        stack, json.dumps(event).encode(), content_type="application/json", cloudevent_id=message_id
+    await stack.publish_raw(
+        json.dumps(event).encode(), content_type="application/json", cloudevent_id=message_id
     )
-    assert stack.notification_service.app is not None
-    app = stack.notification_service.app
 
     async def logged() -> list[str]:
-        return log_lines(app, "ignoring unknown event type task.archived")
+        return stack.app_log_lines(
+            "notification-service", "ignoring unknown event type task.archived"
+        )
 
     await eventually(logged, what="the unknown type to be logged")
     await asyncio.sleep(2)

@@ -252,3 +252,29 @@ def test_json_media_types_with_parameters_or_suffixes_are_json(client: TestClien
             "/tasks", content=b'{"title": "x"}', headers={"Content-Type": content_type}
         )
         assert response.status_code == 201, content_type
+
+
+@pytest.mark.parametrize("root_path", ["/api", "/v1/task-platform"])
+def test_the_api_key_is_needed_behind_a_root_path(ports: FakePorts, root_path: str) -> None:
+    """Served under a prefix (uvicorn --root-path, a mounted app), the full path no longer
+    starts with /tasks: the guard must still refuse, judging the route path."""
+    app = create_app(Settings(), connect=ports.connect)
+    with TestClient(app, root_path=root_path) as client:
+        assert (
+            client.post(
+                "/tasks", json={"title": "t"}, headers={"X-API-Key": "test-key"}
+            ).status_code
+            == 201
+        )
+        for path in ("/tasks", f"{root_path}/tasks", f"/tasks/{uuid4()}"):
+            response = client.get(path)
+            assert response.status_code == 401, (path, response.text)
+        assert client.get("/health").status_code == 200
+
+
+def test_paths_outside_the_public_list_need_the_key(client: TestClient) -> None:
+    """Deny by default: a route added later is protected without anyone remembering to."""
+    for path in ("/nothing-here", "//tasks", "/tasks/../tasks", "/Tasks"):
+        assert client.get(path, headers={"X-API-Key": ""}).status_code == 401, path
+    for path in ("/health", "/openapi.json", "/docs"):
+        assert client.get(path, headers={"X-API-Key": ""}).status_code == 200, path

@@ -14,13 +14,25 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from task_api.asgi_refusal import refuse
 
-PROTECTED_PREFIX = "/tasks"
 HEADER = b"x-api-key"
 SCHEME = "ApiKey"
+# Deny by default: only these route paths answer without the key. Probes and the API's
+# own description are public; the subscription routes under /events are the sidecar's,
+# checked against its app token instead (task_api.sidecar_auth).
+PUBLIC_PATHS = frozenset({"/health", "/ready", "/openapi.json", "/docs", "/docs/oauth2-redirect"})
+SIDECAR_PREFIX = "/events/"
+
+
+def _route_path(scope: Scope) -> str:
+    """The path the router matches: behind a prefix (uvicorn --root-path, a mount) the
+    request's path carries the prefix, the route's does not."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root + "/") else path
 
 
 def _protected(path: str) -> bool:
-    return path == PROTECTED_PREFIX or path.startswith(PROTECTED_PREFIX + "/")
+    return path not in PUBLIC_PATHS and not path.startswith(SIDECAR_PREFIX)
 
 
 class ApiKeyGuard:
@@ -28,7 +40,7 @@ class ApiKeyGuard:
         self._app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and _protected(scope["path"]):
+        if scope["type"] == "http" and _protected(_route_path(scope)):
             given = next((value for name, value in scope["headers"] if name == HEADER), None)
             expected: bytes = scope["app"].state.runtime.api_key
             # Constant-time comparison, so response timing does not reveal a key's prefix.
@@ -39,8 +51,8 @@ class ApiKeyGuard:
 
 
 def document_api_key(app: FastAPI) -> None:
-    """Adds the key to the OpenAPI schema: a security scheme every `/tasks` operation
-    requires, with its 401."""
+    """Adds the key to the OpenAPI schema: a security scheme every operation but the
+    public ones requires, with its 401."""
     build: Callable[[], dict[str, Any]] = app.openapi
 
     def openapi() -> dict[str, Any]:

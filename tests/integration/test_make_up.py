@@ -1,0 +1,166 @@
+"""`make up` itself (scripts/up.sh), on the spec's fixed ports: it waits for a Redis that
+is still loading its data, and a sidecar that exits takes the whole stack down with the
+reason printed last."""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+
+import httpx
+import pytest
+
+from harness.processes import ManagedProcess, wait_until
+from harness.resources import REPO_ROOT
+from harness.stack import redis_ping
+
+pytestmark = pytest.mark.integration
+
+FIXED_PORTS = (6379, 8000, 8001, 3500, 3501)
+API_KEY = "dev-task-api-key"  # components/secrets.json, as the README shows
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/ready", timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def sidecar_pid(app_id: str) -> int:
+    found = subprocess.run(
+        ["pgrep", "-f", f"daprd .*--app-id {app_id}( |$)"], capture_output=True, text=True
+    ).stdout.split()
+    assert len(found) == 1, found
+    return int(found[0])
+
+
+class MakeUp:
+    """scripts/up.sh in a session of its own, as a terminal would run it."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.process = ManagedProcess(
+            "make-up",
+            [str(REPO_ROOT / "scripts" / "up.sh")],
+            workdir / "make-up.log",
+            env={"TASK_PLATFORM_RUN_DIR": str(workdir / "run")},
+            cwd=REPO_ROOT,
+        )
+
+    def start(self) -> None:
+        busy = [port for port in FIXED_PORTS if listening(port)]
+        assert not busy, f"ports {busy} are taken: stop the `make up` that runs here"
+        self.process.start()
+
+    def wait_ready(self) -> None:
+        for app, port in (("task-api", 8000), ("notification-service", 8001)):
+            url = f"http://127.0.0.1:{port}"
+            wait_until(partial(ready, url), timeout=120, what=f"{app} /ready under make up")
+
+    def interrupt(self) -> int:
+        """Ctrl-C: SIGINT to the foreground process group."""
+        os.killpg(self.process.pid, signal.SIGINT)
+        return self.exit_code(within=60)
+
+    def exit_code(self, within: float) -> int:
+        wait_until(lambda: not self.process.running, timeout=within, what="make up to exit")
+        assert self.process._process is not None
+        return self.process._process.returncode
+
+    def output(self) -> str:
+        return self.process.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.running:
+            self.interrupt()
+        self.process.stop()
+        wait_until(
+            lambda: not any(listening(p) for p in FIXED_PORTS),
+            timeout=30,
+            what="make up's ports to close",
+        )
+
+
+@pytest.fixture
+def make_up(tmp_path: Path) -> Iterator[MakeUp]:
+    running = MakeUp(tmp_path)
+    try:
+        yield running
+    except BaseException:
+        print(running.output())
+        raise
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def loading_redis(tmp_path: Path) -> Iterator[ManagedProcess]:
+    """A Redis on 6379 that answers LOADING for several seconds: 200k keys in its
+    snapshot and Redis' own test knob that slows loading down."""
+    data = tmp_path / "redis-data"
+    data.mkdir()
+    base = ["redis-server", "--bind", "127.0.0.1", "--dir", str(data), "--appendonly", "no"]
+    filler = ManagedProcess(
+        "redis-filler",
+        [*base, "--port", "0", "--unixsocket", str(data / "s"), "--enable-debug-command", "yes"],
+        tmp_path / "redis-filler.log",
+    )
+    filler.start()
+    cli = ["redis-cli", "-s", str(data / "s")]
+    wait_until(lambda: subprocess.run([*cli, "ping"]).returncode == 0, timeout=10, what="filler")
+    subprocess.run([*cli, "debug", "populate", "200000", "key", "64"], check=True)
+    subprocess.run([*cli, "shutdown", "save"], check=False)
+    wait_until(lambda: not filler.running, timeout=30, what="the filler to save and exit")
+    server = ManagedProcess(
+        "redis-loading",
+        [*base, "--port", "6379", "--save", "", "--key-load-delay", "100"],
+        tmp_path / "r.log",
+    )
+    assert not listening(6379), "port 6379 is taken: stop the Redis that runs here"
+    server.start()
+    wait_until(lambda: listening(6379), timeout=10, what="redis to listen")
+    assert not redis_ping(6379), "Redis answered before it loaded: the test proves nothing"
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_make_up_waits_for_a_redis_that_is_loading_its_data(
+    loading_redis: ManagedProcess, make_up: MakeUp
+) -> None:
+    make_up.start()
+    make_up.wait_ready()
+    assert redis_ping(6379)
+    created = httpx.post(
+        "http://127.0.0.1:8000/tasks", json={"title": "after loading"},
+        headers={"X-API-Key": API_KEY}, timeout=10,
+    )  # fmt: skip
+    assert created.status_code == 201, created.text
+    assert "Redis is loading its data set" in make_up.output()
+    assert make_up.interrupt() == 0
+
+
+def test_a_sidecar_that_exits_stops_the_stack_with_the_reason_last(make_up: MakeUp) -> None:
+    make_up.start()
+    make_up.wait_ready()
+    os.kill(sidecar_pid("task-api"), signal.SIGKILL)
+    started = time.monotonic()
+    assert make_up.exit_code(within=60) != 0
+    last = make_up.output().strip().splitlines()[-1]
+    assert last.startswith("make up: stopped: task-api's sidecar exited"), last
+    wait_until(
+        lambda: not any(listening(p) for p in FIXED_PORTS),
+        timeout=30,
+        what="every port of the stack to close",
+    )
+    print(f"stack stopped {time.monotonic() - started:.1f} s after the sidecar was killed")
