@@ -12,9 +12,12 @@ from harness.stack import notifications_for
 
 
 async def create(
-    client: httpx.AsyncClient, title: str = "Write the spec", **body: Any
+    client: httpx.AsyncClient,
+    title: str = "Write the spec",
+    headers: dict[str, str] | None = None,
+    **body: Any,
 ) -> httpx.Response:
-    response = await client.post("/tasks", json={"title": title, **body})
+    response = await client.post("/tasks", json={"title": title, **body}, headers=headers)
     assert response.status_code == 201, response.text
     return response
 
@@ -185,3 +188,31 @@ async def test_idempotency_key_makes_a_retried_create_safe(task_api: httpx.Async
     assert first.json() == again.json()
     other = await task_api.post("/tasks", json={"title": "Other"}, headers=key)
     assert other.status_code == 422
+
+
+async def test_a_retried_create_does_not_bring_back_a_deleted_task(
+    task_api: httpx.AsyncClient, notification_service: httpx.AsyncClient
+) -> None:
+    """Reproduced from outside: the retry used to commit the task again (GET 200 after
+    the DELETE). Now it answers 410 Gone and nothing changes."""
+    key = {"Idempotency-Key": uuid4().hex}
+    task_id = (await create(task_api, "Created, deleted, retried", headers=key)).json()["id"]
+    assert (await task_api.delete(f"/tasks/{task_id}")).status_code == 204
+    retried = await task_api.post(
+        "/tasks", json={"title": "Created, deleted, retried"}, headers=key
+    )
+    assert retried.status_code == 410, retried.text
+    assert "deleted" in retried.json()["detail"]
+    assert (await task_api.get(f"/tasks/{task_id}")).status_code == 404
+    assert task_id not in {t["id"] for t in await list_all(task_api)}
+
+    async def both_events() -> list[str] | None:
+        seen = [
+            str(n["event_type"])
+            for n in await notifications_for(notification_service, task_id, "activity")
+        ]
+        return seen if len(seen) >= 2 else None
+
+    assert sorted(await eventually(both_events, what="created and deleted")) == [
+        "task.created", "task.deleted",
+    ]  # fmt: skip

@@ -11,6 +11,7 @@ from task_api.errors import (
     InvalidCursor,
     PreconditionFailed,
     TaskBusy,
+    TaskGone,
     TaskNotFound,
 )
 from task_api.lease import lease_key
@@ -173,6 +174,21 @@ async def test_idempotency_key_replays_the_first_create(
     assert second == first
     assert len(state.published) == 1
     assert len((await service.list(status=None, limit=10, cursor=None)).items) == 1
+
+
+async def test_a_retried_create_whose_task_was_deleted_recreates_nothing(
+    service: TaskService, state: MemoryState
+) -> None:
+    request = TaskCreate(title="Created, deleted, retried")
+    record = await service.create(request, idempotency_key="abc")
+    await service.delete(record.task.id, if_match=None)
+    published = len(state.published)
+    with pytest.raises(TaskGone):
+        await service.create(request, idempotency_key="abc")
+    with pytest.raises(TaskNotFound):
+        await service.get(record.task.id)
+    assert len(state.published) == published
+    assert (await service.list(status=None, limit=10, cursor=None)).items == []
 
 
 async def test_idempotency_key_with_another_body_is_refused(service: TaskService) -> None:

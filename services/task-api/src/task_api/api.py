@@ -21,6 +21,7 @@ _errors: dict[int | str, dict[str, object]] = {
         404: "No such task",
         409: "Another writer is changing the task",
         412: "If-Match names a version that is no longer current",
+        410: "A retried create (same Idempotency-Key) whose task has been deleted since",
         413: "Request body too large",
         415: "Request body that is not application/json",
         422: "Invalid input (the field is named), or an Idempotency-Key reused with another body",
@@ -70,7 +71,10 @@ async def create_task(
         Header(
             min_length=1,
             max_length=200,
-            description="Retrying with the same key returns the task the first request made",
+            description=(
+                "Retrying with the same key (within 24 h) returns the task the first request"
+                " made; 410 if that task has been deleted since (it is not created again)"
+            ),
         ),
     ] = None,
 ) -> Response:

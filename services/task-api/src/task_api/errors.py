@@ -5,6 +5,10 @@ class TaskNotFound(Exception):
     pass
 
 
+class TaskGone(Exception):
+    """A retried create whose task has been deleted since: it is not created again."""
+
+
 class PreconditionFailed(Exception):
     """The client's If-Match names a version that is no longer current."""
 

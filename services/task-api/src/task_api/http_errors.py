@@ -11,6 +11,7 @@ from task_api.errors import (
     InvalidCursor,
     PreconditionFailed,
     TaskBusy,
+    TaskGone,
     TaskNotFound,
 )
 from task_api.ports import InfrastructureUnavailable
@@ -19,6 +20,7 @@ logger = logging.getLogger(__name__)
 
 _STATUS_AND_DETAIL: dict[type[Exception], tuple[int, str]] = {
     TaskNotFound: (404, "task not found"),
+    TaskGone: (410, "the task this Idempotency-Key created has been deleted since"),
     PreconditionFailed: (412, "If-Match does not name the current version of the task"),
     TaskBusy: (409, "the task is being changed by another request; retry"),
     TooMuchContention: (409, "too many concurrent writers; retry"),

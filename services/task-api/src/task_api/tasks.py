@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from task_api.conditional import TooMuchContention
 from task_api.cursor import decode_cursor, encode_cursor
-from task_api.errors import IdempotencyKeyReused, PreconditionFailed, TaskNotFound
+from task_api.errors import IdempotencyKeyReused, PreconditionFailed, TaskGone, TaskNotFound
 from task_api.lease import task_lease
 from task_api.models import Task, TaskPage
 from task_api.ports import EtagMismatch, InfrastructureUnavailable, StateStore, Versioned
@@ -108,9 +108,14 @@ class TaskService:
         )
         if idempotency_key is not None:
             task = await self._claim_idempotency_key(idempotency_key, request, task)
-            existing = await self._load_optional(task.id)
-            if existing is not None:
-                return existing.record
+            stored = await self._state.get(task_key(task.id))
+            if stored is not None:
+                # Created by the first request; a tombstone means deleted since, and a
+                # retry must not bring it back (the tombstone outlives the key).
+                existing = TaskRecord.from_bytes(stored.data)
+                if existing.deleted_at is not None:
+                    raise TaskGone(str(task.id))
+                return existing
         # Index first: a task is never committed without being listable.
         record = created_record(task, await self._index.add(task.id, task.created_at))
         await self._state.save_with_event(
