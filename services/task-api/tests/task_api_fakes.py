@@ -25,13 +25,24 @@ class Clock:
 @dataclass
 class MemoryState:
     """Keys with integer versions, like state.redis: a write must name the current
-    version, or (first-write) find the key absent."""
+    version, or (first-write) find the key absent. A key written with a TTL is gone once
+    `advance` has moved the fake time past it; like Redis, a key written again starts
+    from version 1."""
 
     items: dict[str, Versioned] = field(default_factory=dict)
     etags_count_writes: bool = True
     published: list[TaskEvent] = field(default_factory=list)
     ttls: dict[str, int] = field(default_factory=dict)
     down: bool = False
+    now: float = 0.0
+    expires: dict[str, float] = field(default_factory=dict)
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+        for key, at in list(self.expires.items()):
+            if at <= self.now:
+                self.items.pop(key, None)
+                del self.expires[key]
 
     def _check_up(self) -> None:
         if self.down:
@@ -44,6 +55,12 @@ class MemoryState:
     async def get_many(self, keys: Sequence[str]) -> Mapping[str, Versioned]:
         self._check_up()
         return {k: self.items[k] for k in keys if k in self.items}
+
+    def _expire_in(self, key: str, ttl_seconds: int | None) -> None:
+        # Without a TTL a write keeps the key's old one, as state.redis' HSET does.
+        if ttl_seconds:
+            self.ttls[key] = ttl_seconds
+            self.expires[key] = self.now + ttl_seconds
 
     def _write(self, key: str, data: bytes, etag: str | None, first_write: bool) -> None:
         current = self.items.get(key)
@@ -65,12 +82,15 @@ class MemoryState:
     ) -> None:
         self._check_up()
         self._write(key, data, etag, first_write)
-        if ttl_seconds:
-            self.ttls[key] = ttl_seconds
+        self._expire_in(key, ttl_seconds)
 
-    async def delete(self, key: str) -> None:
+    async def delete(self, key: str, *, etag: str | None = None) -> None:
         self._check_up()
+        current = self.items.get(key)
+        if etag is not None and (current is None or current.etag != etag):
+            raise EtagMismatch(key)
         self.items.pop(key, None)
+        self.expires.pop(key, None)
 
     async def save_with_event(
         self,
@@ -83,8 +103,7 @@ class MemoryState:
     ) -> None:
         self._check_up()
         self._write(key, data, etag, first_write=False)
-        if ttl_seconds:
-            self.ttls[key] = ttl_seconds
+        self._expire_in(key, ttl_seconds)
         self.published.append(event)
 
     async def ping(self) -> None:

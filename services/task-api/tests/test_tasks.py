@@ -14,8 +14,9 @@ from task_api.errors import (
     TaskGone,
     TaskNotFound,
 )
-from task_api.lease import lease_key
+from task_api.lease import LEASE_TTL_SECONDS, lease_key, task_lease
 from task_api.ports import InfrastructureUnavailable
+from task_api.settings import Settings
 from task_api.tasks import TaskService
 from task_contracts import EventType, TaskCreate, TaskStatus, TaskUpdate
 
@@ -227,6 +228,31 @@ async def test_a_held_lease_makes_writers_wait_then_give_up(
         await service.update(created.task.id, TaskUpdate(title="U"), None)
 
 
+async def test_a_writer_whose_lease_expired_does_not_release_the_next_holders(
+    state: MemoryState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The slow holder's release used to delete whatever lease was there: the next
+    holder's, letting a third writer in beside it."""
+    monkeypatch.setattr("task_api.lease.LEASE_WAIT_SECONDS", 0.05)
+    task_id = uuid4()
+    next_holder = task_lease(state, task_id)
+    async with task_lease(state, task_id):
+        state.advance(LEASE_TTL_SECONDS + 1)  # stalled past its TTL: the lease is gone
+        assert await state.get(lease_key(task_id)) is None
+        await next_holder.__aenter__()
+    # The slow one has released; the next one still holds the task: a third waits.
+    with pytest.raises(TaskBusy):
+        async with task_lease(state, task_id):
+            pass
+    await next_holder.__aexit__(None, None, None)
+    assert await state.get(lease_key(task_id)) is None
+
+
+def test_the_lease_outlives_the_longest_holder() -> None:
+    """A holder reads the task and writes it, each bounded by the sidecar call deadline."""
+    assert 2 * (2 * Settings().dapr_call_timeout_seconds) <= LEASE_TTL_SECONDS
+
+
 async def test_racing_writers_on_one_revision_exactly_one_wins(
     service: TaskService, state: MemoryState
 ) -> None:
@@ -265,7 +291,7 @@ async def test_a_lease_that_cannot_be_released_does_not_hide_the_outcome(
     created = await service.create(TaskCreate(title="T"))
     await service.update(created.task.id, TaskUpdate(title="U"), created.revision)
 
-    async def unavailable(key: str) -> None:
+    async def unavailable(key: str, *, etag: str | None = None) -> None:
         raise InfrastructureUnavailable("gone")
 
     monkeypatch.setattr(state, "delete", unavailable)

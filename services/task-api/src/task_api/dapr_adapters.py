@@ -108,8 +108,14 @@ class DaprStateStore:
                 raise EtagMismatch(key) from error
             raise InfrastructureUnavailable(str(status)) from error
 
-    async def delete(self, key: str) -> None:
-        await _call(self._client.delete_state(self._store, key))
+    async def delete(self, key: str, *, etag: str | None = None) -> None:
+        try:
+            await self._client.delete_state(self._store, key, etag=etag)
+        except (grpc.RpcError, DaprInternalError) as error:
+            status = _status_of(error)
+            if etag is not None and status == grpc.StatusCode.ABORTED:
+                raise EtagMismatch(key) from error
+            raise InfrastructureUnavailable(str(status)) from error
 
     async def save_with_event(
         self,

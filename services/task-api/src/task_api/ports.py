@@ -49,7 +49,9 @@ class StateStore(Protocol):
         etag, only if the key does not exist. Raises EtagMismatch otherwise."""
         ...
 
-    async def delete(self, key: str) -> None: ...
+    async def delete(self, key: str, *, etag: str | None = None) -> None:
+        """Delete the key; with `etag`, only that version (EtagMismatch otherwise)."""
+        ...
 
     async def save_with_event(
         self,
