@@ -71,23 +71,26 @@ last_words() { # <app-id> <daprd|app>
   echo "${line:-(empty log)} [$log]"
 }
 
-# Each sidecar and app must be running from shortly after the start until Ctrl-C.
+# Each sidecar and app must run from the moment all four are seen (or 20 s after the
+# start, for one that never came up) until Ctrl-C.
 supervise() {
-  local started=$SECONDS app
+  local started=$SECONDS app up= missing=
   while kill -0 "$dapr_pid" 2>/dev/null; do
-    if ((SECONDS - started > 20)); then
-      for app in "${apps[@]}"; do
-        if ! pgrep -g "$dapr_pid" -f -- "--app-id $app( |\$)" >/dev/null; then
-          reason="$app's sidecar exited: $(last_words "$app" daprd)"
-          return 1
-        fi
-        if ! pgrep -g "$dapr_pid" -f -- "uvicorn ${app//-/_}\.main:app" >/dev/null; then
-          reason="$app exited: $(last_words "$app" app)"
-          return 1
-        fi
-      done
+    missing=
+    for app in "${apps[@]}"; do
+      if ! pgrep -g "$dapr_pid" -f -- "--app-id $app( |\$)" >/dev/null; then
+        missing=${missing:-"$app's sidecar exited: $(last_words "$app" daprd)"}
+      elif ! pgrep -g "$dapr_pid" -f -- "uvicorn ${app//-/_}\.main:app" >/dev/null; then
+        missing=${missing:-"$app exited: $(last_words "$app" app)"}
+      fi
+    done
+    [[ -n $missing ]] || up=1
+    if [[ -n $missing && -z $stopping ]] && { [[ -n $up ]] || ((SECONDS - started > 20)); }; then
+      reason=$missing
+      return 1
     fi
-    sleep 1
+    # Ctrl-C reaches this sleep too: that is no failure.
+    sleep 1 || true
   done
   wait "$dapr_pid" 2>/dev/null || true
   [[ -n $stopping ]] || reason="the Dapr CLI exited"
@@ -122,7 +125,11 @@ read_secret() {
 DAPR_API_TOKEN=$(read_secret dapr-api-token)
 APP_API_TOKEN=$(read_secret app-api-token)
 export DAPR_API_TOKEN APP_API_TOKEN
-export DAPR_RUNTIME_PATH=$TASK_PLATFORM_DAPR_RUNTIME_PATH
+# The CLI runs <runtime path>/.dapr/bin/daprd: ours adds loopback listen addresses.
+export TASK_PLATFORM_DAPR_RUNTIME_PATH
+export DAPR_RUNTIME_PATH=$run_dir/dapr-runtime
+mkdir -p "$DAPR_RUNTIME_PATH/.dapr/bin"
+ln -sf "$repo_root/scripts/daprd-on-loopback.sh" "$DAPR_RUNTIME_PATH/.dapr/bin/daprd"
 # In a process group of its own (set -m), so that cleanup can stop all it started.
 set -m
 "$TASK_PLATFORM_DAPR_RUNTIME_PATH/.dapr/bin/dapr" run -f dapr.yaml &

@@ -3,6 +3,7 @@ is still loading its data, and a sidecar that exits takes the whole stack down w
 reason printed last."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -36,18 +37,46 @@ def ready(url: str) -> bool:
         return False
 
 
-def sidecar_pid(app_id: str) -> int:
+def sidecar_pid(session: int, app_id: str) -> int:
+    """The daprd of `app_id` in that session (the harness' shared stack runs one too)."""
     found = subprocess.run(
-        ["pgrep", "-f", f"daprd .*--app-id {app_id}( |$)"], capture_output=True, text=True
+        ["pgrep", "-s", str(session), "-f", f"daprd .*--app-id {app_id}( |$)"],
+        capture_output=True,
+        text=True,
     ).stdout.split()
     assert len(found) == 1, found
     return int(found[0])
+
+
+def listeners_of_session(session: int) -> dict[str, set[str]]:
+    """Every TCP socket listening in a process of the session: process name -> local
+    addresses. `make up` runs in a session of its own, so this is the whole stack."""
+    members = {
+        int(pid)
+        for pid, sid in (
+            line.split() for line in subprocess.run(
+                ["ps", "-e", "-o", "pid=,sid="], check=True, capture_output=True, text=True
+            ).stdout.splitlines()
+        )
+        if int(sid) == session
+    }  # fmt: skip
+    found: dict[str, set[str]] = {}
+    sockets = subprocess.run(["ss", "-ltnpH"], check=True, capture_output=True, text=True).stdout
+    for line in sockets.splitlines():
+        fields = line.split()
+        address = fields[3]
+        for name, pid in re.findall(r'"([^"]+)",pid=(\d+)', line):
+            if int(pid) in members:
+                found.setdefault(name, set()).add(address)
+    return found
 
 
 class MakeUp:
     """scripts/up.sh in a session of its own, as a terminal would run it."""
 
     def __init__(self, workdir: Path) -> None:
+        # The ports the stack opens itself (not Redis' when one already listens).
+        self.ports = FIXED_PORTS if not listening(6379) else FIXED_PORTS[1:]
         self.process = ManagedProcess(
             "make-up",
             [str(REPO_ROOT / "scripts" / "up.sh")],
@@ -57,7 +86,7 @@ class MakeUp:
         )
 
     def start(self) -> None:
-        busy = [port for port in FIXED_PORTS if listening(port)]
+        busy = [port for port in self.ports if listening(port)]
         assert not busy, f"ports {busy} are taken: stop the `make up` that runs here"
         self.process.start()
 
@@ -84,7 +113,7 @@ class MakeUp:
             self.interrupt()
         self.process.stop()
         wait_until(
-            lambda: not any(listening(p) for p in FIXED_PORTS),
+            lambda: not any(listening(p) for p in self.ports),
             timeout=30,
             what="make up's ports to close",
         )
@@ -153,7 +182,17 @@ def test_make_up_waits_for_a_redis_that_is_loading_its_data(
 def test_a_sidecar_that_exits_stops_the_stack_with_the_reason_last(make_up: MakeUp) -> None:
     make_up.start()
     make_up.wait_ready()
-    os.kill(sidecar_pid("task-api"), signal.SIGKILL)
+    # Nothing of the stack listens beyond loopback: Redis, both apps, both sidecars'
+    # API, internal gRPC and metrics ports.
+    listeners = listeners_of_session(make_up.process.pid)
+    assert {"redis-server", "daprd"} <= set(listeners), listeners
+    assert sum(len(a) for a in listeners.values()) >= 1 + 2 + 2 * 4, listeners
+    beyond = {
+        n: {a for a in addresses if not a.startswith("127.0.0.1:")}
+        for n, addresses in listeners.items()
+    }
+    assert not any(beyond.values()), beyond
+    os.kill(sidecar_pid(make_up.process.pid, "task-api"), signal.SIGKILL)
     started = time.monotonic()
     assert make_up.exit_code(within=60) != 0
     last = make_up.output().strip().splitlines()[-1]

@@ -18,9 +18,10 @@ HEADER = b"x-api-key"
 SCHEME = "ApiKey"
 # Deny by default: only these route paths answer without the key. Probes and the API's
 # own description are public; the subscription routes under /events are the sidecar's,
-# checked against its app token instead (task_api.sidecar_auth).
+# checked against its app token instead (task_api.sidecar_auth), and daprd asks the app
+# for its configuration under /dapr at start-up.
 PUBLIC_PATHS = frozenset({"/health", "/ready", "/openapi.json", "/docs", "/docs/oauth2-redirect"})
-SIDECAR_PREFIX = "/events/"
+SIDECAR_PREFIXES = ("/events/", "/dapr/")
 
 
 def _route_path(scope: Scope) -> str:
@@ -32,7 +33,7 @@ def _route_path(scope: Scope) -> str:
 
 
 def _protected(path: str) -> bool:
-    return path not in PUBLIC_PATHS and not path.startswith(SIDECAR_PREFIX)
+    return path not in PUBLIC_PATHS and not path.startswith(SIDECAR_PREFIXES)
 
 
 class ApiKeyGuard:
