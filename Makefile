@@ -3,7 +3,7 @@
 SHELL := bash
 .DEFAULT_GOAL := help
 
-.PHONY: help up test watch clean-data schemas fmt dapr soak bench
+.PHONY: help up test watch clean-data schemas fmt dapr soak bench e2e-compose cluster-up cluster-down e2e-k8s
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -36,3 +36,15 @@ soak: ## minutes of mixed traffic on the real stack, then an audit (SOAK_SECONDS
 
 bench: ## task-api under wrk load vs its sidecar's own ceiling; writes bench/results/
 	@source scripts/bootstrap.sh && scripts/ensure-wrk.sh && "$$UV" run --frozen python bench/run.py
+
+e2e-compose: ## the real docker-compose.yml in a real Docker engine, tested from outside (root)
+	@scripts/e2e-compose.sh
+
+cluster-up: ## a local single-node Kubernetes cluster with Dapr (root; first run builds it)
+	@scripts/cluster-up.sh
+
+cluster-down: ## stop that cluster and put the host back as it was
+	@scripts/cluster-down.sh
+
+e2e-k8s: ## cluster-up, `tilt up` of the Tiltfile, contract/event/live-update tests, cluster-down
+	@scripts/e2e-k8s.sh

@@ -21,18 +21,26 @@ mkdir -p "$cache_root"
 exec 9>"$cache_root/.ensure-tools.lock"
 flock 9
 
-tilt_bin=$cache_root/tilt-$TILT_VERSION/tilt
+# "-r2": built with the stub web page below (the first builds had none, and `tilt up`
+# refused to start without one).
+tilt_bin=$cache_root/tilt-$TILT_VERSION-r2/tilt
 if [[ ! -x $tilt_bin ]]; then
   command -v cc >/dev/null 2>&1 || { log "MISSING: a C compiler (apt-get install gcc), to build tilt"; exit 1; }
   # tilt's module has replace directives (so `go install` refuses it) and a vendor
   # directory holding only modules.txt: build it as the main module, from modules. Its
-  # web UI is not in the module; the binary then serves no UI, which evaluating a
-  # Tiltfile does not need.
+  # web UI (a JavaScript build) is not in the module, and `tilt up` will not start
+  # without one: a one-page stand-in says where to look instead. Everything else
+  # (`tilt up` headless, get, wait, logs, down, the Tiltfile API) is the real tilt.
   log "building tilt $TILT_VERSION from Go modules (first time only: a few minutes)"
   work=$(mktemp -d)
   cp -r "$(module_dir "github.com/tilt-dev/tilt@v$TILT_VERSION")" "$work/tilt"
   chmod -R u+w "$work/tilt"
   rm -rf "$work/tilt/vendor"
+  cat > "$work/tilt/pkg/assets/build/index.html" <<'HTML'
+<!doctype html><title>Tilt</title><p>This tilt was built from its Go module, which does not
+carry the web UI. Follow the resources with <code>tilt get uiresources</code> and
+<code>tilt logs</code>.</p>
+HTML
   mkdir -p "$(dirname "$tilt_bin")"
   # cgo: tilt parses Python with tree-sitter (a C library), so it needs a C compiler.
   (cd "$work/tilt" && CGO_ENABLED=1 go build -mod=mod -trimpath \

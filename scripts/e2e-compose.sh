@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# `make e2e-compose`: the real docker-compose.yml, built and run in a real Docker engine,
+# tested from outside. Steps: scripts/docker-up.sh (an engine: the user's, or a
+# project-owned dockerd) -> docker compose (scripts/ensure-compose.sh, via docker-up) ->
+# base images (scripts/standin-images.sh: real ones, or labelled local stand-ins) ->
+# `docker compose up -d --build --wait` -> a smoke check (POST /tasks gives 201 and its
+# notification shows up) and the integration tests in external-stack mode -> on exit,
+# also on failure: the compose logs when something failed, `docker compose down -v`, and
+# scripts/docker-down.sh (unless that dockerd was already running before this script).
+# Leaves behind: nothing running; the images stay in the cache's docker data root, so the
+# next run is warm. Timings are printed at the end and appended to
+# <cache>/docker/e2e-timings.log.
+set -euo pipefail
+repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo_root"
+cache_root=${TASK_PLATFORM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/task-platform}
+project=${E2E_COMPOSE_PROJECT:-task-platform-e2e}
+api_key=dev-task-api-key # components/secrets.json
+log() { printf 'e2e-compose: %s\n' "$*" >&2; }
+
+start=$(date +%s)
+last=$start
+timings=()
+phase_done() { local now; now=$(date +%s); timings+=("$1 $((now - last))s"); last=$now; }
+
+kind=cold
+keep_docker=0
+pid=$(cat "$cache_root/docker/run/dockerd.pid" 2>/dev/null || true)
+[[ -n $pid ]] && kill -0 "$pid" 2>/dev/null && keep_docker=1
+
+work=$(mktemp -d)
+compose_up=0
+compose() { "$DOCKER" compose -p "$project" -f docker-compose.yml "${env_args[@]}" "$@"; }
+
+finish() {
+  local rc=$?
+  set +e
+  if ((compose_up)); then
+    if ((rc != 0)); then
+      log "FAILED (exit $rc): the stack's logs follow"
+      compose ps -a >&2
+      compose logs --no-color --tail 150 >&2
+    fi
+    log "docker compose down -v"
+    compose down -v --remove-orphans >&2 2>&1
+  fi
+  if [[ -n ${DOCKER:-} ]]; then
+    log "images:"
+    "$DOCKER" images --format '  {{.Repository}}:{{.Tag}}  {{.Size}}' >&2
+  fi
+  if ((keep_docker)); then
+    log "leaving the dockerd that was running before this script"
+  else
+    scripts/docker-down.sh
+  fi
+  rm -rf "$work"
+  phase_done teardown
+  local total=$(($(date +%s) - start)) result=passed
+  ((rc == 0)) || result="FAILED (exit $rc)"
+  log "$result, $kind run: ${total}s total; ${timings[*]}"
+  log "cache: $(du -sh "$cache_root/docker" 2>/dev/null | cut -f1) in $cache_root/docker"
+  printf '%s %s %s run %ss: %s\n' "$(date -u +%FT%TZ)" "$result" "$kind" "$total" "${timings[*]}" \
+    >>"$cache_root/docker/e2e-timings.log" 2>/dev/null
+  exit "$rc"
+}
+trap finish EXIT
+
+eval "$(scripts/docker-up.sh)"
+# warm: the engine still holds the images of an earlier run (base images and build cache)
+"$DOCKER" image inspect task-platform/task-api:dev >/dev/null 2>&1 && kind=warm
+phase_done docker-up+compose-cli
+scripts/standin-images.sh
+phase_done base-images
+
+# compose requires the tokens from .env; a user's own .env is used as it is.
+env_args=()
+if [[ ! -f .env ]]; then
+  cp .env.example "$work/e2e.env"
+  env_args=(--env-file "$work/e2e.env")
+  log "no .env: using a copy of .env.example"
+fi
+
+source scripts/bootstrap.sh || exit 1 # UV, for the tests
+phase_done bootstrap
+
+# The images this run replaces are removed once nothing names them (no pile of <none>).
+old_images=$("$DOCKER" images -q 'task-platform/*')
+compose_up=1
+log "docker compose -p $project up -d --build --wait"
+COMPOSE_BAKE=false compose up -d --build --wait --wait-timeout 300 >&2
+for id in $old_images; do
+  if [[ $("$DOCKER" image inspect -f '{{len .RepoTags}}' "$id" 2>/dev/null) == 0 ]]; then
+    "$DOCKER" rmi "$id" >/dev/null 2>&1 || true
+  fi
+done
+phase_done compose-up
+
+# Smoke check: a task created through task-api reaches notification-service through both
+# sidecars and Redis pub/sub.
+title="e2e-compose $(date +%s%N)"
+status=$(curl -sS -o "$work/created.json" -w '%{http_code}' -X POST http://127.0.0.1:8000/tasks \
+  -H "X-API-Key: $api_key" -H 'Content-Type: application/json' -d "{\"title\": \"$title\"}")
+[[ $status == 201 ]] || { log "POST /tasks answered $status: $(cat "$work/created.json")"; exit 1; }
+task_id=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["id"])' "$work/created.json")
+for _ in $(seq 60); do
+  if curl -fsS -H "X-API-Key: $api_key" 'http://127.0.0.1:8001/notifications?limit=200' | grep -qF "$task_id"; then
+    log "smoke: task $task_id created (201) and its notification arrived"
+    break
+  fi
+  sleep 0.5
+done
+curl -fsS 'http://127.0.0.1:8001/notifications?limit=200' | grep -qF "$task_id" ||
+  { log "smoke: no notification for task $task_id within 30 s"; exit 1; }
+compose logs --no-color notification-service 2>&1 | tail -5 >&2
+phase_done smoke
+
+log "integration tests against the compose stack"
+# How the tests read an app's log and run a program beside its sidecar ({app} = app-id,
+# which is also the compose service name); see tests/harness/deployed.py.
+compose_cmd=$(printf '%q ' "$DOCKER" compose -p "$project" -f "$repo_root/docker-compose.yml" "${env_args[@]}")
+TASK_PLATFORM_STACK=external TASK_API_URL=http://127.0.0.1:8000 NOTIFICATION_URL=http://127.0.0.1:8001 \
+  TASK_API_KEY=$api_key TASK_PLATFORM_APP_LOGS="$compose_cmd logs --no-color {app}" \
+  TASK_PLATFORM_APP_EXEC="$(printf '%q' "$DOCKER") exec -i $project-{app}-1" \
+  "$UV" run --frozen pytest -p no:cacheprovider \
+  tests/integration/test_task_api_contract.py tests/integration/test_event_flows.py >&2
+phase_done tests
