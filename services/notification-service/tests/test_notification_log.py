@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -9,14 +10,17 @@ from uuid import uuid4
 import pytest
 from notification_fakes import MemoryState
 
-from notification_service.models import NotificationKind
+from notification_service.models import Notification, NotificationKind
 from notification_service.notification_log import (
     RECENT_SHARDS,
+    Claim,
+    DeliveryInProgress,
     NotificationLog,
+    claim_key,
     describe,
     recent_shard_key,
 )
-from notification_service.ports import EtagMismatch, Versioned
+from notification_service.ports import EtagMismatch, InfrastructureUnavailable, Versioned
 
 
 class Clock:
@@ -30,6 +34,12 @@ class Clock:
 
 def make_log(state: MemoryState, capacity: int = 100) -> NotificationLog:
     return NotificationLog(state, capacity=capacity, dedupe_ttl_seconds=60, clock=Clock())
+
+
+def log_clock(log: NotificationLog) -> Clock:
+    clock = log._clock
+    assert isinstance(clock, Clock)
+    return clock
 
 
 async def record(
@@ -105,14 +115,93 @@ async def test_concurrent_deliveries_of_one_replica_do_not_collide_on_a_shard() 
     assert len(await log.recent(100)) == 64
 
 
+@dataclass
+class LosesAnswers(MemoryState):
+    """Commits a write to a recent shard, then loses its answer (the sidecar call timed
+    out, or the process died before it heard back): the write stands, the caller sees
+    an outage."""
+
+    lose_next: bool = False
+
+    async def save(self, key: str, data: bytes, **kwargs: Any) -> None:
+        await super().save(key, data, **kwargs)
+        if self.lose_next and key.startswith("notifications:recent:"):
+            self.lose_next = False
+            raise InfrastructureUnavailable("answer lost (fake)")
+
+
+def notify_lines(caplog: pytest.LogCaptureFixture) -> int:
+    return sum(1 for r in caplog.records if r.name == "notifications")
+
+
+async def test_a_delivery_whose_listing_answer_was_lost_is_logged_by_the_redelivery(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The entry was committed but the delivery never logged: the redelivery used to
+    find the entry and call it a duplicate, so the line was never written."""
+    state = LosesAnswers(lose_next=True)
+    log = make_log(state)
+    caplog.set_level(logging.INFO, logger="notifications")
+    with pytest.raises(InfrastructureUnavailable):
+        await record(log, "e1")
+    assert notify_lines(caplog) == 0
+    assert await record(log, "e1") is True
+    assert notify_lines(caplog) == 1
+    assert [n.event_id for n in await log.recent(10)] == ["e1"]
+    assert await record(log, "e1") is False
+    assert notify_lines(caplog) == 1
+
+
 async def test_a_crash_after_the_claim_is_repaired_by_the_redelivery(state: MemoryState) -> None:
     log = make_log(state)
-    await record(log, "e1")
-    # As if the first delivery had claimed the event and crashed before listing it.
-    del state.items[recent_shard_key(NotificationKind.NOTIFY, "e1")]
+    state.down = False
+    # As if the first delivery had claimed the event and died before listing it.
+    claim = Claim(
+        notification=Notification(
+            event_id="e1", kind=NotificationKind.NOTIFY, event_type="task.completed",
+            received_at=datetime(2026, 11, 28, 11, tzinfo=UTC), message="NOTIFY task.completed",
+        ),
+        taken_at=datetime(2026, 11, 28, 11, tzinfo=UTC),
+    )  # fmt: skip
+    await state.save(
+        claim_key(NotificationKind.NOTIFY, "e1"), claim.model_dump_json().encode(), etag=None
+    )
     assert await record(log, "e1") is True
     assert [n.event_id for n in await log.recent(10)] == ["e1"]
     assert await record(log, "e1") is False
+
+
+async def test_a_redelivery_while_another_attempt_may_still_finish_asks_to_wait(
+    state: MemoryState,
+) -> None:
+    log = make_log(state)
+    now = log_clock(log).now + timedelta(seconds=1)
+    claim = Claim(
+        notification=Notification(
+            event_id="e1", kind=NotificationKind.NOTIFY, event_type="task.completed",
+            received_at=now, message="NOTIFY task.completed",
+        ),
+        taken_at=now,
+    )  # fmt: skip
+    await state.save(
+        claim_key(NotificationKind.NOTIFY, "e1"), claim.model_dump_json().encode(), etag=None
+    )
+    with pytest.raises(DeliveryInProgress):
+        await record(log, "e1")
+    assert await log.recent(10) == []
+
+
+async def test_claims_stored_before_the_claim_record_read_as_logged(state: MemoryState) -> None:
+    log = make_log(state)
+    legacy = Notification(
+        event_id="e1", kind=NotificationKind.NOTIFY, event_type="task.completed",
+        received_at=datetime(2026, 11, 28, 11, tzinfo=UTC), message="NOTIFY task.completed",
+    )  # fmt: skip
+    await state.save(
+        claim_key(NotificationKind.NOTIFY, "e1"), legacy.model_dump_json().encode(), etag=None
+    )
+    assert await record(log, "e1") is False
+    assert [n.event_id for n in await log.recent(10)] == ["e1"]
 
 
 async def test_an_evicted_event_stays_a_duplicate(state: MemoryState) -> None:

@@ -2,22 +2,29 @@
 
 Dapr delivers at least once, and two deliveries of one event can run at the same time.
 Each notification is stored under its kind and event id with a first-write save (kept
-for the dedupe TTL): that record is the claim. A small entry in one of a few "recent"
-shards (chosen by event id, each updated only over the version it was read at) decides
-who logs it: a notification is logged by the one delivery that inserts its entry. A
-delivery that finds the claim taken but the entry missing (the first delivery crashed
-in between) inserts it, unless its shard has moved past it. Shards keep contention and
-write size small; a read merges them and fetches the records in one bulk get.
+for the dedupe TTL): that record is the claim. Claim -> perform -> mark done: the
+delivery that holds the claim lists the notification (a small entry in one of a few
+"recent" shards, chosen by event id, each updated only over the version it was read
+at), logs its line, then marks the claim logged. A later delivery that finds the claim
+logged is a duplicate. One that finds it not logged takes over what an earlier attempt
+left unfinished (a crash, a lost answer) once the claim is older than TAKE_OVER_AFTER,
+and asks to be redelivered before that (another delivery may be at work on it); a
+second delivery of an event this process is working on right now is a duplicate.
+So the line is logged at least once, and twice only if a delivery dies between logging
+and marking, or two replicas take the same event at the same instant.
+Shards keep contention and write size small; a read merges them and fetches the records
+in one bulk get.
 """
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
 import random
 import unicodedata
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter
@@ -28,6 +35,10 @@ from notification_service.ports import EtagMismatch, StateStore
 logger = logging.getLogger("notifications")
 
 MAX_ATTEMPTS = 64
+# A claim not marked logged after this long belongs to an attempt that will not finish
+# it. Well above one attempt's few store calls, well below the subscription's retry
+# budget (about 6 s) and the redelivery of a crashed consumer's message (30 s).
+TAKE_OVER_AFTER = timedelta(seconds=2)
 # Changing this moves entries between shards: it is part of the stored format.
 RECENT_SHARDS = 8
 
@@ -43,6 +54,25 @@ class RecentEntry(BaseModel):
 
 
 _recent_entries = TypeAdapter(list[RecentEntry])
+
+
+class Claim(BaseModel):
+    """What is stored under a notification's claim key."""
+
+    notification: Notification
+    # When the attempt that holds it took it (the first claim or a take-over).
+    taken_at: datetime
+    logged: bool = False
+
+
+def _claim_from(data: bytes) -> Claim:
+    """Claims stored before the claim record existed held the bare notification, and
+    were logged by the delivery that stored them."""
+    raw = json.loads(data)
+    if "notification" in raw:
+        return Claim.model_validate(raw)
+    notification = Notification.model_validate(raw)
+    return Claim(notification=notification, taken_at=notification.received_at, logged=True)
 
 
 def claim_key(kind: NotificationKind, event_id: str) -> str:
@@ -113,6 +143,8 @@ class NotificationLog:
         self._writers = {
             recent_shard_key_of(shard): asyncio.Lock() for shard in range(RECENT_SHARDS)
         }
+        # Claim keys of the deliveries this process is recording now.
+        self._in_flight: set[str] = set()
 
     async def record(
         self,
@@ -135,25 +167,60 @@ class NotificationLog:
             received_at=self._clock(),
             message=describe(kind, event_type, task_id, title, priority),
         )
-        claimed_at = claim_key(kind, event_id)
+        key = claim_key(kind, event_id)
+        if key in self._in_flight:
+            return False  # this process is recording it right now
+        self._in_flight.add(key)
         try:
-            await self._state.save(
-                claimed_at,
-                notification.model_dump_json().encode(),
-                etag=None,
-                first_write=True,
-                ttl_seconds=self._dedupe_ttl,
-            )
-            first_claim = True
+            return await self._record(key, notification)
+        finally:
+            self._in_flight.discard(key)
+
+    async def _record(self, key: str, notification: Notification) -> bool:
+        now = self._clock()
+        claim = Claim(notification=notification, taken_at=now)
+        try:
+            await self._save_claim(key, claim, etag=None)
+            first = True
         except EtagMismatch:
-            claimed = await self._state.get(claimed_at)
-            if claimed is not None:
-                notification = Notification.model_validate_json(claimed.data)
-            first_claim = False
-        inserted = await self._insert(notification, may_be_evicted=not first_claim)
-        if inserted:
-            logger.info(notification.message)
-        return inserted
+            stored = await self._state.get(key)
+            if stored is None:  # expired between the two calls: a new claim
+                return await self._record(key, notification)
+            held = _claim_from(stored.data)
+            if held.logged:
+                # Done before; its entry may still be missing if that attempt ended
+                # between marking and answering, which the insert repairs.
+                await self._insert(held.notification, may_be_evicted=True)
+                return False
+            if now - held.taken_at < TAKE_OVER_AFTER:
+                raise DeliveryInProgress(key) from None
+            claim = held.model_copy(update={"taken_at": now})
+            try:
+                await self._save_claim(key, claim, etag=stored.etag)
+            except EtagMismatch:
+                raise DeliveryInProgress(key) from None
+            first = False
+        await self._insert(claim.notification, may_be_evicted=not first)
+        logger.info(claim.notification.message)
+        await self._mark_logged(key, claim)
+        return True
+
+    async def _save_claim(self, key: str, claim: Claim, *, etag: str | None) -> None:
+        await self._state.save(
+            key,
+            claim.model_dump_json().encode(),
+            etag=etag,
+            first_write=etag is None,
+            ttl_seconds=self._dedupe_ttl,
+        )
+
+    async def _mark_logged(self, key: str, claim: Claim) -> None:
+        stored = await self._state.get(key)
+        if stored is None or _claim_from(stored.data).taken_at != claim.taken_at:
+            return  # expired, or taken over meanwhile: the other attempt marks it
+        logged = claim.model_copy(update={"logged": True})
+        with contextlib.suppress(EtagMismatch):
+            await self._save_claim(key, logged, etag=stored.etag)
 
     async def recent(self, limit: int) -> list[Notification]:
         shards = await self._state.get_many(
@@ -167,7 +234,7 @@ class NotificationLog:
         records = await self._state.get_many([claim_key(e.kind, e.event_id) for e in entries])
         # A record whose dedupe TTL ran out is gone; its entry is skipped.
         found = [records.get(claim_key(e.kind, e.event_id)) for e in entries]
-        return [Notification.model_validate_json(r.data) for r in found if r is not None]
+        return [_claim_from(r.data).notification for r in found if r is not None]
 
     async def _insert(self, notification: Notification, *, may_be_evicted: bool) -> bool:
         key = recent_shard_key(notification.kind, notification.event_id)
@@ -209,3 +276,8 @@ class NotificationLog:
 
 class TooMuchContention(Exception):
     pass
+
+
+class DeliveryInProgress(TooMuchContention):
+    """Another attempt holds the claim and may still finish it: ask to be redelivered
+    (answered like contention: RETRY to the sidecar, 503 to an invocation)."""
