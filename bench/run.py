@@ -31,7 +31,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 
 from harness.processes import stop_leftovers  # noqa: E402
-from harness.stack import Stack  # noqa: E402
+from harness.stack import Stack, notification_client  # noqa: E402
 
 RESULTS = REPO_ROOT / "bench" / "results"
 LUA_DIR = REPO_ROOT / "bench" / "wrk"
@@ -252,7 +252,7 @@ async def end_to_end(stack: Stack, count: int) -> dict[str, Any]:
             await asyncio.sleep(0.05)  # a steady trickle, not a burst: latency, not queueing
     latencies: dict[str, float] = {}
     deadline = time.monotonic() + 60
-    async with httpx.AsyncClient(base_url=stack.notification_service.url, timeout=30) as ns:
+    async with notification_client(stack) as ns:
         while len(latencies) < count and time.monotonic() < deadline:
             items = (await ns.get("/notifications", params={"limit": 200})).json()["items"]
             for item in items:

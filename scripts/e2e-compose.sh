@@ -109,7 +109,7 @@ for _ in $(seq 60); do
   fi
   sleep 0.5
 done
-curl -fsS 'http://127.0.0.1:8001/notifications?limit=200' | grep -qF "$task_id" ||
+curl -fsS -H "X-API-Key: $api_key" 'http://127.0.0.1:8001/notifications?limit=200' | grep -qF "$task_id" ||
   { log "smoke: no notification for task $task_id within 30 s"; exit 1; }
 compose logs --no-color notification-service 2>&1 | tail -5 >&2
 phase_done smoke

@@ -17,7 +17,7 @@ echo "== ruff"
 echo "== mypy (strict)"
 # One run per package: each has a tests/conftest.py, and one mypy run cannot hold two
 # modules of the same name.
-for package in libs/contracts services/task-api services/notification-service tests bench tools; do
+for package in libs/contracts libs/dapr-service-kit services/task-api services/notification-service tests bench tools; do
   "$UV" run --frozen mypy "$package"
 done
 echo "== pytest"

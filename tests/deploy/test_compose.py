@@ -45,7 +45,17 @@ def test_each_app_has_a_pinned_sidecar_in_its_network_namespace(
     assert command[command.index("--app-port") + 1] == str(APPS[app])
     assert sidecar["depends_on"]["redis"]["condition"] == "service_healthy"
     assert services[app]["depends_on"]["redis"]["condition"] == "service_healthy"
-    assert f"{APPS[app]}:{APPS[app]}" in services[app]["ports"]
+    # Published on the host's loopback only: nobody else on the host's networks.
+    assert services[app]["ports"] == [f"127.0.0.1:{APPS[app]}:{APPS[app]}"]
+    # The sidecar's API and metrics: its app only, never compose's network.
+    for flag in ("--dapr-listen-addresses", "--metrics-listen-address"):
+        assert command[command.index(flag) + 1] == "127.0.0.1", flag
+    # Its internal gRPC port takes invocations from other sidecars without a token:
+    # only notification-service is invoked (by task-api), so only its port is open.
+    internal = "--dapr-internal-grpc-listen-address"
+    assert (internal in command) == (app != "notification-service")
+    if internal in command:
+        assert command[command.index(internal) + 1] == "127.0.0.1"
     assert (
         services[app]["environment"]["DAPR_HTTP_PORT"]
         == command[command.index("--dapr-http-port") + 1]
@@ -57,6 +67,20 @@ def test_sidecars_mount_resources_that_exist(compose: dict[str, Any]) -> None:
         source = volume.split(":")[0]
         if source.startswith("./"):
             assert (REPO_ROOT / source).exists(), source
+
+
+def test_the_sidecars_hand_out_only_the_api_key_as_under_make_up(
+    compose: dict[str, Any],
+) -> None:
+    mounts = dict(v.split(":")[:2] for v in compose["x-daprd"]["volumes"])
+    for app in APPS:
+        command = compose["services"][f"{app}-dapr"]["command"]
+        config_file = command[command.index("--config") + 1]
+        [source] = [s for s, target in mounts.items() if target == config_file]
+        scopes = yaml.safe_load((REPO_ROOT / source).read_text())["spec"]["secrets"]
+        local = yaml.safe_load((REPO_ROOT / "components" / "config.yaml").read_text())
+        assert scopes == local["spec"]["secrets"], app
+        assert scopes["scopes"][0]["defaultAccess"] == "deny"
 
 
 def test_redis_is_healthchecked_and_persistent(compose: dict[str, Any]) -> None:

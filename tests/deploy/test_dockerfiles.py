@@ -1,5 +1,5 @@
 """The service Dockerfiles: hadolint-clean, multi-stage, pinned, non-root, only the
-service and libs/contracts inside, no build tools in the final stage."""
+service and its libraries inside, no build tools in the final stage."""
 
 import os
 import re
@@ -60,7 +60,7 @@ def test_structure(app: str) -> None:
     copied = re.findall(r"^COPY (?!--from)(\S+)", text, re.M)
     assert all(
         src in ("pyproject.toml", "uv.lock")
-        or src.startswith(("libs/contracts/", f"services/{app}/"))
+        or src.startswith(("libs/contracts/", "libs/dapr-service-kit/", f"services/{app}/"))
         for src in copied
     ), copied
     assert re.search(r"^USER 10001", final, re.M)
@@ -101,7 +101,7 @@ def test_the_build_stage_installs_from_what_it_copies(app: str, tmp_path: Path) 
         [
             str(python),
             "-c",
-            f"import {package}.dapr_adapters, task_contracts; print({package}.__file__)",
+            f"import {package}.main, dapr_service_kit.secrets; print({package}.__file__)",
         ],
         capture_output=True,
         text=True,

@@ -65,14 +65,16 @@ def test_subscriptions_and_resiliency_are_the_same_locally_and_in_kubernetes(nam
 
 
 def test_one_dapr_version_everywhere() -> None:
-    for service in ("task-api", "notification-service"):
-        project = tomllib.loads((REPO_ROOT / "services" / service / "pyproject.toml").read_text())
+    for project_dir in ("services/task-api", "services/notification-service"):
+        project = tomllib.loads((REPO_ROOT / project_dir / "pyproject.toml").read_text())
         pins = {
             d.split("==")[0]: d.split("==")[1]
             for d in project["project"]["dependencies"]
             if "==" in d
         }
-        assert pins == {"dapr": DAPR, "dapr-ext-fastapi": DAPR}, service
+        assert pins == {"dapr": DAPR, "dapr-ext-fastapi": DAPR}, project_dir
+    kit = tomllib.loads((REPO_ROOT / "libs/dapr-service-kit/pyproject.toml").read_text())
+    assert f"dapr=={DAPR}" in kit["project"]["dependencies"]
     lock = tomllib.loads((REPO_ROOT / "uv.lock").read_text())
     locked = {p["name"]: p["version"] for p in lock["package"]}
     assert locked["dapr"] == locked["dapr-ext-fastapi"] == DAPR

@@ -139,7 +139,8 @@ def test_components_are_scoped_and_the_secret_store_is_kubernetes(
     components = by_kind(k8s_objects, "Component")
     assert set(components) == {"statestore", "pubsub", "secretstore"}
     assert components["secretstore"]["spec"]["type"] == "secretstores.kubernetes"
-    assert components["secretstore"]["scopes"] == ["task-api"]
+    # Both apps read the API key: task-api for /tasks, notification-service for its feed.
+    assert components["secretstore"]["scopes"] == ["task-api", "notification-service"]
     for component in components.values():
         assert set(component["scopes"]) <= set(APPS)
     outbox = {m["name"]: m["value"] for m in components["statestore"]["spec"]["metadata"]}
@@ -157,24 +158,35 @@ def test_only_task_api_may_invoke_and_only_notify(k8s_objects: list[dict[str, An
     assert policy["operations"] == [{"name": "/notify", "httpVerb": ["POST"], "action": "allow"}]
 
 
+@pytest.mark.parametrize("app", APPS)
 def test_the_secret_store_can_read_the_api_key_and_nothing_else(
-    k8s_objects: list[dict[str, Any]],
+    k8s_objects: list[dict[str, Any]], app: str
 ) -> None:
+    """Dapr's Kubernetes secret store reads with the pod's service account: each app's
+    may get the API key Secret (both check the key), and notification-service's nothing
+    else."""
     assert by_kind(k8s_objects, "Secret")["task-api-key"]["stringData"]["task-api-key"]
-    [rule] = by_kind(k8s_objects, "Role")["task-api-secret-reader"]["rules"]
-    assert rule == {
+    account = by_kind(k8s_objects, "Deployment")[app]["spec"]["template"]["spec"][
+        "serviceAccountName"
+    ]
+    bound = [
+        b["roleRef"]["name"]
+        for b in by_kind(k8s_objects, "RoleBinding").values()
+        if any(s["name"] == account for s in b["subjects"])
+    ]
+    rules = [r for name in bound for r in by_kind(k8s_objects, "Role")[name]["rules"]]
+    key_reader = {
         "apiGroups": [""],
         "resources": ["secrets"],
         "resourceNames": ["task-api-key"],
         "verbs": ["get"],
     }
-    [subject] = by_kind(k8s_objects, "RoleBinding")["task-api-secret-reader"]["subjects"]
-    assert (
-        subject["name"]
-        == by_kind(k8s_objects, "Deployment")["task-api"]["spec"]["template"]["spec"][
-            "serviceAccountName"
-        ]
-    )
+    assert key_reader in rules
+    for rule in rules:
+        assert rule["verbs"] == ["get"], (app, rule)
+        assert rule.get("resourceNames"), (app, rule)
+    if app == "notification-service":
+        assert rules == [key_reader]
 
 
 def test_redis_persists_with_append_only_on_a_claim(k8s_objects: list[dict[str, Any]]) -> None:
@@ -185,6 +197,34 @@ def test_redis_persists_with_append_only_on_a_claim(k8s_objects: list[dict[str, 
     )
 
 
+# Who may reach which port of which pod ("anyone" for a rule without `from`). The README's
+# security section lists the same flows.
+DAPR_INTERNAL_GRPC = 50002
+FLOWS = {
+    ("task-api", 8000): "anyone",
+    ("notification-service", 8001): "anyone",
+    ("notification-service", DAPR_INTERNAL_GRPC): frozenset({"task-api"}),
+    ("redis", 6379): frozenset(APPS),
+}
+
+
+def opened_flows(policies: dict[str, dict[str, Any]]) -> dict[tuple[str, int], object]:
+    flows: dict[tuple[str, int], object] = {}
+    for policy in policies.values():
+        target = policy["spec"]["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/name")
+        for rule in policy["spec"].get("ingress", []):
+            sources: object = "anyone"
+            if "from" in rule:
+                sources = frozenset(
+                    f["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for f in rule["from"]
+                )
+            for port in rule["ports"]:
+                assert port["protocol"] == "TCP"
+                assert (target, port["port"]) not in flows, "one rule per port"
+                flows[(target, port["port"])] = sources
+    return flows
+
+
 def test_network_policies_deny_by_default_and_open_only_the_flows(
     k8s_objects: list[dict[str, Any]],
 ) -> None:
@@ -193,14 +233,24 @@ def test_network_policies_deny_by_default_and_open_only_the_flows(
         "podSelector": {},
         "policyTypes": ["Ingress"],
     }
-    redis_from = policies["redis-ingress"]["spec"]["ingress"][0]["from"]
-    assert {f["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for f in redis_from} == set(
-        APPS
-    )
-    invocation = policies["notification-service-ingress"]["spec"]["ingress"][1]
-    assert invocation["from"][0]["podSelector"]["matchLabels"] == {
-        "app.kubernetes.io/name": "task-api"
-    }
+    assert opened_flows(policies) == FLOWS
+
+
+def test_network_policies_open_the_ports_that_are_in_use(
+    k8s_objects: list[dict[str, Any]],
+) -> None:
+    """Each opened app port is a port the pod's container listens on and its Service
+    names; the Dapr port only where a sidecar is injected."""
+    deployments = by_kind(k8s_objects, "Deployment")
+    services = by_kind(k8s_objects, "Service")
+    for pod, port in FLOWS:
+        template = deployments[pod]["spec"]["template"]
+        if port == DAPR_INTERNAL_GRPC:
+            assert template["metadata"]["annotations"]["dapr.io/enabled"] == "true"
+            continue
+        [container] = template["spec"]["containers"]
+        assert port in {p["containerPort"] for p in container["ports"]}, pod
+        assert port in {p["port"] for p in services[pod]["spec"]["ports"]}, pod
 
 
 # Dapr's injector puts the tokens named by these annotations on the daprd container only;

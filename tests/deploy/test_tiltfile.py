@@ -6,6 +6,7 @@ question the Tiltfile asks the cluster (is Dapr's CRD there?); kustomize is real
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -74,10 +75,20 @@ def test_images_are_built_from_the_repo_with_live_update(result: dict[str, Any],
     for sync in spec["syncs"]:
         assert (REPO_ROOT / sync["localPath"]).is_dir(), sync
         assert sync["containerPath"] == "/app/" + sync["localPath"]
-    assert {s["localPath"] for s in spec["syncs"]} == {f"services/{app}/src", "libs/contracts/src"}
+    # Every library the image copies is synced, reloaded from and rebuilt on a change of
+    # its manifest, like the service itself.
+    dockerfile = (REPO_ROOT / "services" / app / "Dockerfile").read_text()
+    libs = set(re.findall(r"^COPY (libs/[^/\s]+)/src ", dockerfile, re.M))
+    assert "libs/dapr-service-kit" in libs
+    sources = {f"services/{app}/src"} | {f"{lib}/src" for lib in libs}
+    assert {s["localPath"] for s in spec["syncs"]} == sources
     stops = set(spec["stopPaths"])
-    assert {"pyproject.toml", "uv.lock", f"services/{app}/pyproject.toml"} <= stops
-    assert "--reload" in image["overrideCommand"]["command"]
+    manifests = {f"{lib}/pyproject.toml" for lib in libs}
+    assert {"pyproject.toml", "uv.lock", f"services/{app}/pyproject.toml"} | manifests <= stops
+    command = image["overrideCommand"]["command"]
+    assert "--reload" in command
+    reload_dirs = {command[i + 1] for i, arg in enumerate(command) if arg == "--reload-dir"}
+    assert reload_dirs == {"/app/" + source for source in sources}
 
 
 @pytest.mark.parametrize("app", APPS)

@@ -29,7 +29,15 @@ def write_resources(
     resources_dir.mkdir(parents=True)
     api_key = secrets.token_urlsafe(24)
     secrets_file = target / "secrets.json"
-    secrets_file.write_text(json.dumps({"task-api-key": api_key, **other_secrets}))
+    secrets_file.write_text(
+        json.dumps(
+            {
+                "task-api-key": api_key,
+                "task-api-cursor-key": secrets.token_urlsafe(32),
+                **other_secrets,
+            }
+        )
+    )
 
     for source in sorted((COMPONENTS / "resources").glob("*.yaml")):
         documents = [d for d in yaml.safe_load_all(source.read_text()) if d]

@@ -245,7 +245,12 @@ def task_api_client(stack: RunningStack) -> httpx.AsyncClient:
 
 
 def notification_client(stack: RunningStack) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=stack.notification_service.url, timeout=30.0)
+    """A client of notification-service's feed, which takes task-api's key."""
+    return httpx.AsyncClient(
+        base_url=stack.notification_service.url,
+        headers={"X-API-Key": stack.api_key},
+        timeout=30.0,
+    )
 
 
 async def notifications_for(

@@ -2,7 +2,7 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from notification_fakes import MemoryState
+from notification_fakes import API_KEY, MemoryState
 
 from notification_service.main import create_app
 from notification_service.settings import Settings
@@ -18,5 +18,7 @@ def state() -> MemoryState:
 @pytest.fixture
 def client(state: MemoryState) -> Iterator[TestClient]:
     app = create_app(Settings(app_api_token=SIDECAR_TOKEN), connect=state.connect)
-    with TestClient(app, headers={"dapr-api-token": SIDECAR_TOKEN}) as test_client:
+    # Both credentials, as no real caller holds: each test of a refusal drops one.
+    headers = {"dapr-api-token": SIDECAR_TOKEN, "X-API-Key": API_KEY}
+    with TestClient(app, headers=headers) as test_client:
         yield test_client

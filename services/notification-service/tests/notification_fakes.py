@@ -5,7 +5,23 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from notification_service.ports import EtagMismatch, InfrastructureUnavailable, Versioned
+from notification_service.runtime import Ports
 from notification_service.settings import Settings
+
+API_KEY = "test-key"
+
+
+@dataclass
+class MemorySecrets:
+    values: dict[str, str] = field(default_factory=lambda: {"task-api-key": API_KEY})
+    # Calls that fail as if the sidecar's secret store were still starting.
+    unavailable_calls: int = 0
+
+    async def get_secret(self, name: str) -> str:
+        if self.unavailable_calls:
+            self.unavailable_calls -= 1
+            raise InfrastructureUnavailable("secret store not loaded yet (fake)")
+        return self.values[name]
 
 
 @dataclass
@@ -14,6 +30,7 @@ class MemoryState:
 
     items: dict[str, Versioned] = field(default_factory=dict)
     down: bool = False
+    secrets: MemorySecrets = field(default_factory=MemorySecrets)
 
     async def get(self, key: str) -> Versioned | None:
         if self.down:
@@ -48,5 +65,5 @@ class MemoryState:
             raise InfrastructureUnavailable("down (fake)")
 
     @contextlib.asynccontextmanager
-    async def connect(self, _: Settings) -> AsyncIterator["MemoryState"]:
-        yield self
+    async def connect(self, _: Settings) -> AsyncIterator[Ports]:
+        yield Ports(state=self, secrets=self.secrets)

@@ -133,7 +133,9 @@ class RecordingNotifications:
 class FakePorts:
     state: MemoryState = field(default_factory=MemoryState)
     secrets: MemorySecrets = field(
-        default_factory=lambda: MemorySecrets({"task-api-key": "test-key"})
+        default_factory=lambda: MemorySecrets(
+            {"task-api-key": "test-key", "task-api-cursor-key": "test-cursor-key"}
+        )
     )
     notifications: RecordingNotifications = field(default_factory=RecordingNotifications)
 

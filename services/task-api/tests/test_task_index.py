@@ -184,3 +184,23 @@ async def test_a_delete_on_the_open_page_does_not_make_the_next_add_read_it() ->
         await service.delete(created.task.id, None)
     assert state.page_reads == len(index_pages(state))
     assert await list_all(service, 10) == []
+
+
+async def test_a_replica_removes_entries_another_replica_added(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Pages large enough that both replicas add to the same open pages: each one's
+    # idea of a page's version goes stale with the other's adds.
+    monkeypatch.setattr("task_api.task_index.PAGE_SIZE", 32)
+    state = InterleavingState()
+    replicas = [TaskService(state), TaskService(state)]
+    created = await asyncio.gather(
+        *(replicas[i % 2].create(TaskCreate(title=f"t{i}")) for i in range(64))
+    )
+    # Each task is deleted through the replica that did not create it.
+    await asyncio.gather(
+        *(replicas[(i + 1) % 2].delete(record.task.id, None) for i, record in enumerate(created))
+    )
+    left = [e[0] for page in index_pages(state).values() for e in page["e"].values()]
+    assert left == []
+    assert await list_all(replicas[0], 10) == []

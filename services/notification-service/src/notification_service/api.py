@@ -4,9 +4,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
+from dapr_service_kit.sidecar_auth import FromSidecar
 from notification_service.models import NotificationKind, NotificationPage, NotifyResult
 from notification_service.runtime import Runtime, provide_runtime
-from notification_service.sidecar_auth import FromSidecar
 from task_contracts import NotifyRequest
 
 router = APIRouter(tags=["notifications"])

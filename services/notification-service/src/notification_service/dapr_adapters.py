@@ -11,7 +11,9 @@ from dapr.clients.exceptions import DaprInternalError
 from dapr.clients.grpc._state import Concurrency, StateOptions
 from dapr.conf import settings as dapr_settings
 
+from dapr_service_kit.secrets import DaprSecretStore
 from notification_service.ports import EtagMismatch, InfrastructureUnavailable, Versioned
+from notification_service.runtime import Ports
 from notification_service.settings import Settings
 
 _READINESS_PROBE_KEY = "readiness-probe"
@@ -93,7 +95,7 @@ class DaprStateStore:
 
 
 @contextlib.asynccontextmanager
-async def connect_dapr(settings: Settings) -> AsyncIterator[DaprStateStore]:
+async def connect_dapr(settings: Settings) -> AsyncIterator[Ports]:
     """One async Dapr client for the whole process, open for the app's lifetime."""
     if getattr(dapr_settings, "DAPR_API_TIMEOUT_SECONDS", None) is None:
         # Without a deadline a call to a hung store would hang its request forever.
@@ -103,6 +105,11 @@ async def connect_dapr(settings: Settings) -> AsyncIterator[DaprStateStore]:
     await AsyncDaprHealth.wait_for_sidecar()  # type: ignore[no-untyped-call]
     client = DaprClient()
     try:
-        yield DaprStateStore(client, settings.state_store)
+        yield Ports(
+            state=DaprStateStore(client, settings.state_store),
+            secrets=DaprSecretStore(
+                client, settings.secret_store, unavailable=InfrastructureUnavailable
+            ),
+        )
     finally:
         await client.close()  # type: ignore[no-untyped-call]

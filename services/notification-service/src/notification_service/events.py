@@ -8,11 +8,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
 
+from dapr_service_kit.sidecar_auth import FromSidecar
 from notification_service.models import NotificationKind
 from notification_service.notification_log import TooMuchContention
 from notification_service.ports import InfrastructureUnavailable
 from notification_service.runtime import get_runtime
-from notification_service.sidecar_auth import FromSidecar
 from task_contracts import CURRENT_SCHEMA_VERSION, EventType, TaskEvent
 
 logger = logging.getLogger(__name__)

@@ -7,6 +7,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from dapr_service_kit.api_key import ApiKeyGuard, KeyPolicy, document_api_key, runtime_api_key
+from dapr_service_kit.secrets import wait_for_secret
 from notification_service import api, events, health
 from notification_service.notification_log import NotificationLog, TooMuchContention
 from notification_service.ports import InfrastructureUnavailable
@@ -14,6 +16,11 @@ from notification_service.runtime import Connector, Runtime
 from notification_service.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+# The feed carries task titles, ids and priorities: it takes task-api's key. Open: the
+# probes and the API's description; `notify` and the subscriptions under /events are
+# the sidecar's, checked against its app token.
+KEY_POLICY = KeyPolicy(sidecar_paths=frozenset({"/notify"}))
 
 
 def create_app(settings: Settings | None = None, connect: Connector | None = None) -> FastAPI:
@@ -25,9 +32,15 @@ def create_app(settings: Settings | None = None, connect: Connector | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with connect(settings) as state:
+        async with connect(settings) as ports:
+            state = ports.state
             app.state.runtime = Runtime(
                 state=state,
+                api_key=await wait_for_secret(
+                    ports.secrets.get_secret,
+                    settings.api_key_secret,
+                    unavailable=InfrastructureUnavailable,
+                ),
                 notifications=NotificationLog(
                     state,
                     capacity=settings.recent_capacity,
@@ -62,6 +75,8 @@ def create_app(settings: Settings | None = None, connect: Connector | None = Non
     app.add_exception_handler(InfrastructureUnavailable, unavailable)
     app.add_exception_handler(TooMuchContention, unavailable)
     app.add_exception_handler(Exception, unexpected)
+    app.add_middleware(ApiKeyGuard, expected=runtime_api_key, policy=KEY_POLICY)
+    document_api_key(app, KEY_POLICY)
     return app
 
 

@@ -43,3 +43,9 @@ class StateStore(Protocol):
     async def ping(self) -> None:
         """Raises InfrastructureUnavailable unless the sidecar and the store answer."""
         ...
+
+
+class SecretStore(Protocol):
+    async def get_secret(self, name: str) -> str:
+        """Raises InfrastructureUnavailable while the sidecar or its store is down."""
+        ...

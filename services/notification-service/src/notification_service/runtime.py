@@ -7,17 +7,27 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from notification_service.notification_log import NotificationLog
-from notification_service.ports import StateStore
+from notification_service.ports import SecretStore, StateStore
 from notification_service.settings import Settings
 
-# Opens the state port for the app's lifetime: Dapr in production, memory in unit tests.
-Connector = Callable[[Settings], AbstractAsyncContextManager[StateStore]]
+
+@dataclass(frozen=True, slots=True)
+class Ports:
+    state: StateStore
+    secrets: SecretStore
+
+
+# Opens the ports for the app's lifetime: Dapr in production, memory in unit tests.
+Connector = Callable[[Settings], AbstractAsyncContextManager[Ports]]
 
 
 @dataclass(frozen=True, slots=True)
 class Runtime:
     state: StateStore
     notifications: NotificationLog
+    # GET /notifications shows task titles: it needs task-api's key (dapr_service_kit's
+    # ApiKeyGuard compares it).
+    api_key: bytes
 
 
 def get_runtime(request: Request) -> Runtime:

@@ -8,6 +8,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(populate_by_name=True, env_prefix="NOTIFICATION_SERVICE_")
 
     state_store: str = "statestore"
+    secret_store: str = "secretstore"  # noqa: S105 - a component name, not a secret
+    # The feed shows what task-api protects, so it takes task-api's key.
+    api_key_secret: str = "task-api-key"  # noqa: S105 - the name of the secret
     # How many notifications GET /notifications can page through.
     recent_capacity: int = 1000
     # How long a delivered event id is remembered, so a late redelivery is still a

@@ -29,7 +29,7 @@ _errors: dict[int | str, dict[str, object]] = {
     }.items()
 }
 
-# Every route here requires X-API-Key: auth.ApiKeyGuard checks it before routing.
+# Every route here requires X-API-Key: dapr_service_kit's ApiKeyGuard checks it before routing.
 router = APIRouter(prefix="/tasks", tags=["tasks"], responses=_errors)
 
 
@@ -89,7 +89,14 @@ async def list_tasks(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> Response:
-    """Newest first. Pass `next_cursor` back as `cursor` for the next page."""
+    """Newest first. Pass `next_cursor` back as `cursor` for the next page, until it
+    is null.
+
+    Each request does a bounded amount of work: when a `status` filter skips many
+    tasks (or many were deleted), the page may hold fewer than `limit` items, even
+    none, together with a `next_cursor`. Keep following `next_cursor`: only a null one
+    means the end. A cursor is signed by the server; one that was not returned by this
+    API (or was edited) is refused with 400."""
     return _json(await _tasks(request).list(status=status_filter, limit=limit, cursor=cursor))
 
 

@@ -3,7 +3,7 @@ them: 415 for another media type, 413 for too many bytes."""
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from task_api.asgi_refusal import refuse
+from dapr_service_kit.asgi_refusal import refuse
 
 
 def _is_json(content_type: bytes) -> bool:

@@ -15,6 +15,7 @@ from dapr.clients.grpc._state import Concurrency, StateOptions
 from dapr.conf import settings as dapr_settings
 from dapr.proto import api_v1, common_v1
 
+from dapr_service_kit.secrets import DaprSecretStore
 from task_api.ports import EtagMismatch, InfrastructureUnavailable, Versioned
 from task_api.runtime import Ports
 from task_api.settings import Settings
@@ -171,17 +172,6 @@ class DaprStateStore:
         await self.get(_READINESS_PROBE_KEY)
 
 
-class DaprSecretStore:
-    def __init__(self, client: DaprClient, store_name: str) -> None:
-        self._client = client
-        self._store = store_name
-
-    async def get_secret(self, name: str) -> str:
-        response = await _call(self._client.get_secret(self._store, name))
-        value: str = response.secret[name]
-        return value
-
-
 class DaprNotificationClient:
     """Invokes notification-service by app-id; Dapr resolves where it runs."""
 
@@ -234,7 +224,9 @@ async def connect_dapr(settings: Settings) -> AsyncIterator[Ports]:
                 settings.state_store,
                 etags_count_writes=await _is_redis_store(client, settings.state_store),
             ),
-            secrets=DaprSecretStore(client, settings.secret_store),
+            secrets=DaprSecretStore(
+                client, settings.secret_store, unavailable=InfrastructureUnavailable
+            ),
             notifications=DaprNotificationClient(
                 client,
                 settings.notification_app_id,

@@ -9,9 +9,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
 
+from dapr_service_kit.sidecar_auth import FromSidecar
 from task_api.ports import InfrastructureUnavailable
 from task_api.runtime import get_runtime
-from task_api.sidecar_auth import FromSidecar
 from task_contracts import TaskEvent
 
 logger = logging.getLogger(__name__)

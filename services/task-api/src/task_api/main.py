@@ -1,38 +1,26 @@
 """The task-api ASGI app: `uvicorn task_api.main:app`."""
 
-import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from dapr_service_kit.api_key import ApiKeyGuard, KeyPolicy, document_api_key, runtime_api_key
+from dapr_service_kit.secrets import wait_for_secret
 from task_api import api, events, health
-from task_api.auth import ApiKeyGuard, document_api_key
 from task_api.body_guard import JsonBodyGuard
 from task_api.http_errors import install_error_handlers
-from task_api.ports import InfrastructureUnavailable, SecretStore
+from task_api.ports import InfrastructureUnavailable
 from task_api.runtime import Connector, Runtime
 from task_api.settings import Settings
 from task_api.tasks import TaskService
 
 logger = logging.getLogger(__name__)
 
-SECRET_WAIT_SECONDS = 60.0
-
-
-async def _read_api_key(secrets: SecretStore, name: str) -> bytes:
-    """The key from the secret store, waiting out a sidecar that is still starting."""
-    deadline = time.monotonic() + SECRET_WAIT_SECONDS
-    while True:
-        try:
-            return (await secrets.get_secret(name)).encode()
-        except InfrastructureUnavailable:
-            if time.monotonic() > deadline:
-                raise
-            logger.info("secret store not ready yet; retrying")
-            await asyncio.sleep(1)
+# Every route needs the key but the probes, the API's description and the
+# subscriptions under /events (the sidecar's, checked against its app token).
+KEY_POLICY = KeyPolicy()
 
 
 def create_app(settings: Settings | None = None, connect: Connector | None = None) -> FastAPI:
@@ -46,12 +34,23 @@ def create_app(settings: Settings | None = None, connect: Connector | None = Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with connect(settings) as ports:
             app.state.runtime = Runtime(
-                tasks=TaskService(ports.state),
+                tasks=TaskService(
+                    ports.state,
+                    cursor_key=await wait_for_secret(
+                        ports.secrets.get_secret,
+                        settings.cursor_key_secret,
+                        unavailable=InfrastructureUnavailable,
+                    ),
+                ),
                 state=ports.state,
                 notifications=ports.notifications,
-                api_key=await _read_api_key(ports.secrets, settings.api_key_secret),
+                api_key=await wait_for_secret(
+                    ports.secrets.get_secret,
+                    settings.api_key_secret,
+                    unavailable=InfrastructureUnavailable,
+                ),
             )
-            logger.info("task-api ready: API key loaded from the secret store")
+            logger.info("task-api ready: API key and cursor key loaded from the secret store")
             yield
 
     app = FastAPI(
@@ -70,8 +69,8 @@ def create_app(settings: Settings | None = None, connect: Connector | None = Non
     install_error_handlers(app, settings.retry_after_seconds)
     app.add_middleware(JsonBodyGuard, max_bytes=settings.max_body_bytes)
     # Added last, so it runs first: no body is looked at for a caller without the key.
-    app.add_middleware(ApiKeyGuard)
-    document_api_key(app)
+    app.add_middleware(ApiKeyGuard, expected=runtime_api_key, policy=KEY_POLICY)
+    document_api_key(app, KEY_POLICY)
     return app
 
 

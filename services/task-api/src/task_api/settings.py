@@ -14,6 +14,8 @@ class Settings(BaseSettings):
     state_store: str = "statestore"
     secret_store: str = "secretstore"  # noqa: S105 - a component name, not a secret
     api_key_secret: str = "task-api-key"  # noqa: S105 - the name of the secret
+    # Signs list cursors; every replica must read the same one.
+    cursor_key_secret: str = "task-api-cursor-key"  # noqa: S105 - the name of the secret
     notification_app_id: str = "notification-service"
     notify_method: str = "notify"
     # Covers the sidecar's own retries of `notify` (see the Resiliency resource).

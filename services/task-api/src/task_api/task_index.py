@@ -216,41 +216,61 @@ class TaskIndex:
                 open_page = None  # a sealed page: this process knows nothing of its version
             assumed = open_page.written if open_page is not None else None
             replaced = await update_key(self._state, page_key(shard, page), drop, assumed=assumed)
+            if written is None and assumed is not None:
+                # The guess is this process's own last write: another replica may have
+                # added the entry since. Only the stored page can show it is not there.
+                replaced = await update_key(self._state, page_key(shard, page), drop)
             if written is not None and open_page is not None:
                 # The next add here starts from this version, not a stale one.
                 self._remember(shard, page, replaced, written)
 
-    async def scan(self, below: Sequence[int] | None) -> "IndexScan":
-        """Entries newest first. `below` (per shard: only sequence numbers under it)
-        continues where an earlier scan stopped; see IndexScan.below."""
-        if below is None:
-            heads = await self._state.get_many([head_key(s) for s in range(SHARD_COUNT)])
-            below = [
-                (_head_page(heads[head_key(s)].data if head_key(s) in heads else None) + 1)
-                * PAGE_SIZE
-                for s in range(SHARD_COUNT)
-            ]
-        return IndexScan(self._state, list(below))
+    async def scan(self, below: Sequence[int] | None, *, max_reads: int) -> "IndexScan":
+        """Entries newest first, reading at most `max_reads` batches of pages. `below`
+        (per shard: only sequence numbers under it) continues where an earlier scan
+        stopped (see IndexScan.below); a position past a shard's head starts at its
+        head, so that no cursor makes a scan walk pages that were never written."""
+        heads = await self._state.get_many([head_key(s) for s in range(SHARD_COUNT)])
+        ends = [
+            (_head_page(heads[head_key(s)].data if head_key(s) in heads else None) + 1) * PAGE_SIZE
+            for s in range(SHARD_COUNT)
+        ]
+        start = ends if below is None else [min(b, end) for b, end in zip(below, ends, strict=True)]
+        return IndexScan(self._state, start, max_reads=max_reads)
 
 
 class IndexScan:
-    """A merge of the shards, each read newest page first and only when needed."""
+    """A merge of the shards, each read newest page first and only when needed.
 
-    def __init__(self, state: StateStore, below: list[int]) -> None:
+    A scan reads the index in batches (one page of each shard that needs one, in one
+    bulk read) and stops after `max_reads` of them: pages of removed entries, or tasks
+    that a filter skips, would otherwise make one request walk the whole index. A scan
+    that stopped early is not `exhausted`; its `below` is where a next request continues.
+    """
+
+    def __init__(self, state: StateStore, below: list[int], *, max_reads: int) -> None:
         self._state = state
         self._below = below
         self._pending: list[list[_Pending]] = [[] for _ in range(SHARD_COUNT)]
         # The next page to read per shard; -1 once the shard has nothing more.
         self._next_page = [(b - 1) // PAGE_SIZE if b > 0 else -1 for b in below]
+        self._reads_left = max_reads
 
     @property
     def below(self) -> list[int]:
         """Where a scan that continues after the entries taken so far starts."""
         return list(self._below)
 
+    @property
+    def exhausted(self) -> bool:
+        """Whether every entry has been taken (False while the scan is stalled)."""
+        return not any(self._pending) and all(page < 0 for page in self._next_page)
+
     async def take(self) -> Listed | None:
-        """The newest entry not taken yet, or None when there is none."""
+        """The newest entry not taken yet, or None when there is none or the scan has
+        used up its reads (then not `exhausted`)."""
         await self._fill()
+        if any(self._starved(s) for s in range(SHARD_COUNT)):
+            return None  # stalled: which entry is newest depends on a page not read
         candidates = [pending[0] for pending in self._pending if pending]
         if not candidates:
             return None
@@ -259,17 +279,25 @@ class IndexScan:
         self._below[newest.shard] = newest.seq
         return Listed(UUID(newest.task_id), newest.shard, newest.seq)
 
+    async def has_more(self) -> bool:
+        """Whether a further take could find an entry (True when stalled: unknown)."""
+        await self._fill()
+        return not self.exhausted
+
+    def _starved(self, shard: int) -> bool:
+        return not self._pending[shard] and self._next_page[shard] >= 0
+
     async def _fill(self) -> None:
         """Reads the next page of every shard that has none pending, all in one bulk
-        read, until each shard has an entry pending or nothing left."""
-        while True:
+        read, until each shard has an entry pending or nothing left, or no reads are
+        left."""
+        while self._reads_left > 0:
             wanted = {
-                s: page_key(s, self._next_page[s])
-                for s in range(SHARD_COUNT)
-                if not self._pending[s] and self._next_page[s] >= 0
+                s: page_key(s, self._next_page[s]) for s in range(SHARD_COUNT) if self._starved(s)
             }
             if not wanted:
                 return
+            self._reads_left -= 1
             pages = await self._state.get_many(list(wanted.values()))
             for s, key in wanted.items():
                 page = self._next_page[s]
@@ -279,4 +307,8 @@ class IndexScan:
                 # scan began: a later page of the same listing must not show them.
                 self._below[s] = min(self._below[s], page * PAGE_SIZE + content.used)
                 self._pending[s] = content.pending(s, page, self._below[s])
+                if not self._pending[s]:
+                    # Nothing left at or above this page: a stalled scan's cursor moves
+                    # past it, so that the next request does not read it again.
+                    self._below[s] = page * PAGE_SIZE
                 self._next_page[s] = page - 1

@@ -3,7 +3,8 @@ publishes. Routes call this; this calls the ports."""
 
 import hashlib
 import logging
-from collections.abc import Callable
+import secrets
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
@@ -11,7 +12,7 @@ from uuid import UUID, uuid4
 from pydantic import BaseModel
 
 from task_api.conditional import TooMuchContention
-from task_api.cursor import decode_cursor, encode_cursor
+from task_api.cursor import CursorCodec
 from task_api.errors import IdempotencyKeyReused, PreconditionFailed, TaskGone, TaskNotFound
 from task_api.lease import task_lease
 from task_api.models import Task, TaskPage
@@ -26,6 +27,11 @@ TOMBSTONE_TTL_SECONDS = 7 * 24 * 3600
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 # The most tasks fetched per bulk read while filling a page.
 LIST_BATCH = 100
+# Per list request, at most this many bulk reads of the index (each of at most one page
+# per shard) and this many entries looked at: a filter that matches nothing, or a long
+# run of removed entries, costs several bounded requests instead of one unbounded one.
+MAX_INDEX_READS = 8
+MAX_EXAMINED = 200
 
 
 def utc_now() -> datetime:
@@ -57,10 +63,18 @@ Change = Callable[[Task, datetime], tuple[Task, EventType] | None]
 
 
 class TaskService:
-    def __init__(self, state: StateStore, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        state: StateStore,
+        clock: Callable[[], datetime] = utc_now,
+        cursor_key: bytes | None = None,
+    ) -> None:
         self._state = state
         self._index = TaskIndex(state)
         self._clock = clock
+        # Without a key of the deployment (tests), one of this instance: its cursors
+        # then only work on this instance.
+        self._cursors = CursorCodec(cursor_key or secrets.token_bytes(32))
 
     # --- reads ---------------------------------------------------------------------
 
@@ -68,16 +82,23 @@ class TaskService:
         return (await self._load(task_id)).record
 
     async def list(self, *, status: TaskStatus | None, limit: int, cursor: str | None) -> TaskPage:
-        scan = await self._index.scan(decode_cursor(cursor) if cursor else None)
+        """Up to `limit` tasks, newest first. Bounded work whatever the cursor and the
+        filter: a list stops after MAX_INDEX_READS reads of the index or MAX_EXAMINED
+        entries, and may then return fewer items (even none) with a next_cursor."""
+        scan = await self._index.scan(
+            self._cursors.decode(cursor) if cursor else None, max_reads=MAX_INDEX_READS
+        )
         items: list[Task] = []
+        examined = 0
         # First as many as the page needs; more each round if entries turn out to be
         # filtered out, deleted or stray.
         batch_size = limit
-        while len(items) < limit:
-            batch = await _take(scan, batch_size)
+        while len(items) < limit and examined < MAX_EXAMINED:
+            batch = await _take(scan, min(batch_size, MAX_EXAMINED - examined))
             batch_size = min(LIST_BATCH, batch_size * 2)
             if not batch:
-                return TaskPage(items=items)
+                break
+            examined += len(batch)
             found = await self._state.get_many([task_key(c.task_id) for c in batch])
             for position, candidate in enumerate(batch):
                 stored = found.get(task_key(candidate.task_id))
@@ -86,13 +107,20 @@ class TaskService:
                     if record.lists_as(candidate.seq) and status in (None, record.task.status):
                         items.append(record.task)
                 if len(items) == limit:
-                    # Continue after this entry: put back what the batch read beyond it.
-                    below = scan.below
-                    for unused in batch[position + 1 :]:
-                        below[unused.shard] = max(below[unused.shard], unused.seq + 1)
-                    more = position + 1 < len(batch) or await scan.take() is not None
-                    return TaskPage(items=items, next_cursor=encode_cursor(below) if more else None)
-        return TaskPage(items=items)
+                    return await self._page(items, scan, unused=batch[position + 1 :])
+        return await self._page(items, scan, unused=[])
+
+    async def _page(
+        self, items: Sequence[Task], scan: IndexScan, unused: Sequence[Listed]
+    ) -> TaskPage:
+        """The page, with a cursor after its last entry unless the index has no more."""
+        if not unused and not await scan.has_more():
+            return TaskPage(items=list(items))
+        # Continue after the last entry looked at: put back what the batch read beyond it.
+        below = scan.below
+        for entry in unused:
+            below[entry.shard] = max(below[entry.shard], entry.seq + 1)
+        return TaskPage(items=list(items), next_cursor=self._cursors.encode(below))
 
     # --- writes --------------------------------------------------------------------
 

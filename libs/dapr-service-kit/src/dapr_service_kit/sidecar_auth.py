@@ -1,5 +1,6 @@
-"""Routes only the Dapr sidecar may call (subscriptions) check the app API token that
-daprd sends in the `dapr-api-token` header (it reads it from APP_API_TOKEN)."""
+"""Routes only the Dapr sidecar may call (subscriptions, invoked methods) check the app
+API token that daprd sends in the `dapr-api-token` header (it reads it from
+APP_API_TOKEN). The expected token is the app's `settings.app_api_token`."""
 
 import hmac
 from typing import Annotated
