@@ -71,8 +71,23 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _start_time(pid: int) -> int | None:
+    """When the process started (clock ticks since boot), None if it does not exist:
+    with its pid, what tells one process from a later one that reuses the pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
 def stop_leftovers() -> list[str]:
-    """Stop the process groups of earlier runs whose pytest is gone; what was stopped."""
+    """Stop the process groups of earlier runs whose pytest is gone; what was stopped.
+
+    Only groups provably the harness's own: a leader that still runs must be the very
+    process that was recorded (same start time), not another one that got its pid. A
+    leader that is gone leaves its group id reserved while members of the group live,
+    so those members are still the recorded group's."""
     stopped = []
     for entry in REGISTRY.glob("*.json") if REGISTRY.exists() else []:
         try:
@@ -82,6 +97,10 @@ def stop_leftovers() -> list[str]:
             continue
         if _alive(record["owner"]):
             continue  # another test run, still going
+        leader_start = _start_time(record["pgid"])
+        if leader_start is not None and leader_start != record.get("start"):
+            entry.unlink(missing_ok=True)  # the pid belongs to someone else now
+            continue
         try:
             os.killpg(record["pgid"], signal.SIGKILL)
             stopped.append(record["name"])
@@ -117,7 +136,14 @@ class ManagedProcess:
         log.close()
         REGISTRY.mkdir(parents=True, exist_ok=True)
         self._registry_entry.write_text(
-            json.dumps({"pgid": self._process.pid, "owner": os.getpid(), "name": self.name})
+            json.dumps(
+                {
+                    "pgid": self._process.pid,
+                    "start": _start_time(self._process.pid),
+                    "owner": os.getpid(),
+                    "name": self.name,
+                }
+            )
         )
 
     @property

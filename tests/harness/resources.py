@@ -10,6 +10,7 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPONENTS = REPO_ROOT / "components"
+HARNESS_PROCESSING_TIMEOUT = "15s"
 
 
 def _set_metadata(resource: dict[str, Any], name: str, value: str) -> None:
@@ -45,8 +46,10 @@ def write_resources(
             _set_metadata(resource, "redisHost", f"127.0.0.1:{redis_port}")
             _set_metadata(resource, "secretsFile", str(secrets_file))
             # Hand a crashed consumer's messages out again sooner than in production, so
-            # the crash tests wait seconds rather than half a minute.
-            _set_metadata(resource, "processingTimeout", "10s")
+            # the crash tests wait less than half a minute; still above the outbox
+            # relay's ~11 s wait for its commit marker (see components/resources/
+            # pubsub.yaml), or a slow relay message would be handed out twice.
+            _set_metadata(resource, "processingTimeout", HARNESS_PROCESSING_TIMEOUT)
             _set_metadata(resource, "redeliverInterval", "2s")
         (resources_dir / source.name).write_text(yaml.safe_dump_all(documents))
 
