@@ -75,11 +75,14 @@ def test_the_sidecars_hand_out_only_the_api_key_as_under_make_up(
     mounts = dict(v.split(":")[:2] for v in compose["x-daprd"]["volumes"])
     for app in APPS:
         command = compose["services"][f"{app}-dapr"]["command"]
-        config_file = command[command.index("--config") + 1]
-        [source] = [s for s, target in mounts.items() if target == config_file]
-        scopes = yaml.safe_load((REPO_ROOT / source).read_text())["spec"]["secrets"]
-        local = yaml.safe_load((REPO_ROOT / "components" / "config.yaml").read_text())
-        assert scopes == local["spec"]["secrets"], app
+        config_file = Path(command[command.index("--config") + 1])
+        # Each sidecar gets its own app's Configuration from the mounted directory.
+        [source] = [s for s, target in mounts.items() if Path(target) == config_file.parent]
+        assert config_file.name == f"{app}.yaml"
+        scopes = yaml.safe_load((REPO_ROOT / source / config_file.name).read_text())
+        local = yaml.safe_load((REPO_ROOT / "components" / "config" / f"{app}.yaml").read_text())
+        assert scopes["spec"]["secrets"] == local["spec"]["secrets"], app
+        scopes = scopes["spec"]["secrets"]
         assert scopes["scopes"][0]["defaultAccess"] == "deny"
 
 

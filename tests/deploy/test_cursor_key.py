@@ -3,8 +3,10 @@ environment, readable through the secret store, by task-api's service account al
 Kubernetes."""
 
 import json
+from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from harness.resources import REPO_ROOT
@@ -21,19 +23,32 @@ def test_the_local_secrets_file_holds_a_cursor_key() -> None:
     assert json.loads((REPO_ROOT / "components" / "secrets.json").read_text())[CURSOR_KEY]
 
 
-def test_every_secret_scope_lets_the_cursor_key_through() -> None:
-    for config in ("components/config.yaml", "components/compose/config.yaml"):
-        [scope] = yaml.safe_load((REPO_ROOT / config).read_text())["spec"]["secrets"]["scopes"]
-        assert CURSOR_KEY in scope["allowedSecrets"], config
+def allowed_secrets(config: Path) -> set[str]:
+    [scope] = yaml.safe_load(config.read_text())["spec"]["secrets"]["scopes"]
+    return set(scope["allowedSecrets"])
+
+
+@pytest.mark.parametrize("directory", ["components/config", "components/compose/config"])
+def test_only_task_api_may_read_the_cursor_key(directory: str) -> None:
+    configs = {path.stem: path for path in (REPO_ROOT / directory).glob("*.yaml")}
+    assert set(configs) == {"task-api", "notification-service"}
+    assert allowed_secrets(configs["task-api"]) == {"task-api-key", CURSOR_KEY}
+    assert allowed_secrets(configs["notification-service"]) == {"task-api-key"}
 
 
 def test_in_kubernetes_only_task_api_reads_the_cursor_key(
     k8s_objects: list[dict[str, Any]],
 ) -> None:
     assert by_kind(k8s_objects, "Secret")[CURSOR_KEY]["stringData"][CURSOR_KEY]
-    [config] = by_kind(k8s_objects, "Configuration").values()
-    [scope] = config["spec"]["secrets"]["scopes"]
-    assert CURSOR_KEY in scope["allowedSecrets"]
+    configs = by_kind(k8s_objects, "Configuration")
+    deployments = by_kind(k8s_objects, "Deployment")
+    for app, allowed in (
+        ("task-api", {"task-api-key", CURSOR_KEY}),
+        ("notification-service", {"task-api-key"}),
+    ):
+        name = deployments[app]["spec"]["template"]["metadata"]["annotations"]["dapr.io/config"]
+        [scope] = configs[name]["spec"]["secrets"]["scopes"]
+        assert set(scope["allowedSecrets"]) == allowed, app
     readers = {
         subject["name"]
         for binding in by_kind(k8s_objects, "RoleBinding").values()

@@ -148,9 +148,23 @@ def test_components_are_scoped_and_the_secret_store_is_kubernetes(
     assert outbox["outboxPublishTopic"] == "task-events"
 
 
+def app_configuration(k8s_objects: list[dict[str, Any]], app: str) -> dict[str, Any]:
+    """The Configuration an app's sidecar runs with (annotation dapr.io/config)."""
+    template = by_kind(k8s_objects, "Deployment")[app]["spec"]["template"]
+    return by_kind(k8s_objects, "Configuration")[
+        template["metadata"]["annotations"]["dapr.io/config"]
+    ]
+
+
+def test_nobody_may_invoke_task_api(k8s_objects: list[dict[str, Any]]) -> None:
+    access = app_configuration(k8s_objects, "task-api")["spec"]["accessControl"]
+    assert access["defaultAction"] == "deny"
+    assert not access.get("policies")
+
+
 def test_only_task_api_may_invoke_and_only_notify(k8s_objects: list[dict[str, Any]]) -> None:
-    [config] = by_kind(k8s_objects, "Configuration").values()
-    access = config["spec"]["accessControl"]
+    # Enforced by the called app's sidecar: notification-service's Configuration.
+    access = app_configuration(k8s_objects, "notification-service")["spec"]["accessControl"]
     assert access["defaultAction"] == "deny"
     [policy] = access["policies"]
     assert policy["appId"] == "task-api"

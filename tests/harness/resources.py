@@ -21,10 +21,11 @@ def _set_metadata(resource: dict[str, Any], name: str, value: str) -> None:
 
 def write_resources(
     target: Path, *, redis_port: int, other_secrets: dict[str, str]
-) -> tuple[Path, Path, str]:
-    """Write resources and a Dapr Configuration under `target`.
+) -> tuple[Path, dict[str, Path], str]:
+    """Write resources and each app's Dapr Configuration under `target`.
 
-    Returns the resources directory, the configuration file and the generated API key.
+    Returns the resources directory, the configuration file of each app-id and the
+    generated API key.
     """
     resources_dir = target / "resources"
     resources_dir.mkdir(parents=True)
@@ -53,10 +54,13 @@ def write_resources(
             _set_metadata(resource, "redeliverInterval", "2s")
         (resources_dir / source.name).write_text(yaml.safe_dump_all(documents))
 
-    config = yaml.safe_load((COMPONENTS / "config.yaml").read_text())
-    config["spec"]["nameResolution"]["configuration"]["connectionString"] = str(
-        target / "name-resolution.db"
-    )
-    config_file = target / "config.yaml"
-    config_file.write_text(yaml.safe_dump(config))
-    return resources_dir, config_file, api_key
+    # One Configuration per sidecar, as in every environment.
+    config_files = {}
+    for source in sorted((COMPONENTS / "config").glob("*.yaml")):
+        config = yaml.safe_load(source.read_text())
+        config["spec"]["nameResolution"]["configuration"]["connectionString"] = str(
+            target / "name-resolution.db"
+        )
+        config_files[source.stem] = target / f"config-{source.name}"
+        config_files[source.stem].write_text(yaml.safe_dump(config))
+    return resources_dir, config_files, api_key

@@ -128,7 +128,7 @@ class Stack:
         self.dapr_api_token = secrets.token_urlsafe(24)
         self.app_api_token = secrets.token_urlsafe(24)
         # The tokens sit in the secrets file too, as for `make up`: scoping must hide them.
-        self.resources_dir, self.config_file, self.api_key = write_resources(
+        self.resources_dir, self.config_files, self.api_key = write_resources(
             workdir,
             redis_port=self.redis_port,
             other_secrets={
@@ -165,7 +165,7 @@ class Stack:
                 "--dapr-internal-grpc-listen-address", "127.0.0.1",
                 "--enable-metrics=false",
                 "--resources-path", str(self.resources_dir),
-                "--config", str(self.config_file),
+                "--config", str(self.config_files[service.app_id]),
                 "--log-level", "info",
             ],
             self.workdir / f"{service.app_id}-daprd.log",
