@@ -12,23 +12,12 @@ from dapr.clients.grpc._state import Concurrency, StateOptions
 from dapr.conf import settings as dapr_settings
 
 from dapr_service_kit.secrets import DaprSecretStore
+from dapr_service_kit.state_errors import is_version_conflict, status_of
 from notification_service.ports import EtagMismatch, InfrastructureUnavailable, Versioned
 from notification_service.runtime import Ports
 from notification_service.settings import Settings
 
 _READINESS_PROBE_KEY = "readiness-probe"
-
-
-def _status_of(error: BaseException) -> grpc.StatusCode | None:
-    """DaprGrpcError carries the gRPC status; save_state wraps the gRPC error in
-    DaprInternalError with the original as its cause."""
-    for candidate in (error, error.__cause__):
-        code = getattr(candidate, "code", None)
-        if callable(code):
-            status = code()
-            if isinstance(status, grpc.StatusCode):
-                return status
-    return None
 
 
 class DaprStateStore:
@@ -40,7 +29,7 @@ class DaprStateStore:
         try:
             response = await self._client.get_state(self._store, key)
         except grpc.RpcError as error:
-            raise InfrastructureUnavailable(str(_status_of(error))) from error
+            raise InfrastructureUnavailable(str(status_of(error))) from error
         return Versioned(response.data, response.etag) if response.data else None
 
     async def get_many(self, keys: Sequence[str]) -> Mapping[str, Versioned]:
@@ -49,7 +38,7 @@ class DaprStateStore:
         try:
             response = await self._client.get_bulk_state(self._store, list(keys), parallelism=8)
         except grpc.RpcError as error:
-            raise InfrastructureUnavailable(str(_status_of(error))) from error
+            raise InfrastructureUnavailable(str(status_of(error))) from error
         found = {}
         for item in response.items:
             if item.error:
@@ -77,18 +66,14 @@ class DaprStateStore:
                 self._store, key, data, etag=etag, options=options, state_metadata=metadata
             )
         except DaprInternalError as error:
-            status = _status_of(error)
-            if status == grpc.StatusCode.ABORTED:
-                raise EtagMismatch(key) from error
-            if first_write and etag is None and status == grpc.StatusCode.INTERNAL:
-                # state.redis reports a first-write conflict as INTERNAL, like an outage.
-                # If the store answers a read, it was a conflict (the key may be gone
-                # again by now); during an outage the read raises.
+            if not is_version_conflict(error):
+                raise InfrastructureUnavailable(str(status_of(error))) from error
+            if first_write and etag is None:
+                # The key exists: our own write, if only its answer was lost.
                 current = await self.get(key)
                 if current is not None and current.data == data:
-                    return  # our own write landed; only its answer was lost
-                raise EtagMismatch(key) from error
-            raise InfrastructureUnavailable(str(status)) from error
+                    return
+            raise EtagMismatch(key) from error
 
     async def ping(self) -> None:
         await self.get(_READINESS_PROBE_KEY)

@@ -16,6 +16,7 @@ from dapr.conf import settings as dapr_settings
 from dapr.proto import api_v1, common_v1
 
 from dapr_service_kit.secrets import DaprSecretStore
+from dapr_service_kit.state_errors import is_version_conflict, status_of
 from task_api.ports import EtagMismatch, InfrastructureUnavailable, Versioned
 from task_api.runtime import Ports
 from task_api.settings import Settings
@@ -34,23 +35,11 @@ warnings.filterwarnings(
 _READINESS_PROBE_KEY = "readiness-probe"
 
 
-def _status_of(error: BaseException) -> grpc.StatusCode | None:
-    """The gRPC status behind an SDK error: DaprGrpcError carries it, save_state wraps
-    the gRPC error in DaprInternalError with the original as its cause."""
-    for candidate in (error, error.__cause__):
-        code = getattr(candidate, "code", None)
-        if callable(code):
-            status = code()
-            if isinstance(status, grpc.StatusCode):
-                return status
-    return None
-
-
 async def _call(operation: Awaitable[T]) -> T:
     try:
         return await operation
     except (grpc.RpcError, DaprInternalError) as error:
-        raise InfrastructureUnavailable(str(_status_of(error))) from error
+        raise InfrastructureUnavailable(str(status_of(error))) from error
 
 
 class DaprStateStore:
@@ -96,24 +85,20 @@ class DaprStateStore:
                 self._store, key, data, etag=etag, options=options, state_metadata=metadata
             )
         except DaprInternalError as error:
-            status = _status_of(error)
-            if status == grpc.StatusCode.ABORTED:
-                raise EtagMismatch(key) from error
-            if first_write and etag is None and status == grpc.StatusCode.INTERNAL:
-                # state.redis reports a first-write conflict as INTERNAL, like an outage.
-                # If the store answers a read, it was a conflict (the key may be gone
-                # again by now); during an outage the read raises.
+            if not is_version_conflict(error):
+                raise InfrastructureUnavailable(str(status_of(error))) from error
+            if first_write and etag is None:
+                # The key exists: our own write, if only its answer was lost.
                 current = await self.get(key)
                 if current is not None and current.data == data:
-                    return  # our own write landed; only its answer was lost
-                raise EtagMismatch(key) from error
-            raise InfrastructureUnavailable(str(status)) from error
+                    return
+            raise EtagMismatch(key) from error
 
     async def delete(self, key: str, *, etag: str | None = None) -> None:
         try:
             await self._client.delete_state(self._store, key, etag=etag)
         except (grpc.RpcError, DaprInternalError) as error:
-            status = _status_of(error)
+            status = status_of(error)
             if etag is not None and status == grpc.StatusCode.ABORTED:
                 raise EtagMismatch(key) from error
             raise InfrastructureUnavailable(str(status)) from error

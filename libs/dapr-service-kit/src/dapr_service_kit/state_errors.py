@@ -1,0 +1,66 @@
+"""What a failed Dapr state write means, read from the error Dapr returns.
+
+A lost optimistic-concurrency race must become a retry or a 409; anything else (the
+store out of memory, read-only, loading, unreachable) is an outage: 503 with
+Retry-After. Dapr answers an ETag mismatch with ABORTED, but state.redis refuses a
+first-write whose key exists from inside its Lua script, and Dapr passes that on as
+INTERNAL with the generic reason ERR_STATE_SAVE, exactly like an out-of-memory refusal.
+What tells the two apart is the store's own message inside it: the script's refusal.
+"""
+
+import re
+
+import grpc
+from google.rpc import error_details_pb2, status_pb2
+
+SAVE_FAILED_REASON = "ERR_STATE_SAVE"
+# state.redis' set script: `return redis.error_reply("failed to set key " .. KEYS[1])`,
+# which Redis reports as "ERR user_script:<line>: failed to set key <key> script: ...".
+_REDIS_VERSION_REFUSAL = re.compile(r"ERR user_script:\d+: failed to set key ")
+
+
+def _rpc_error(error: BaseException) -> grpc.RpcError | None:
+    """The gRPC error behind an SDK error: DaprGrpcError is one, save_state wraps it in
+    DaprInternalError with the original as its cause."""
+    for candidate in (error, error.__cause__):
+        if isinstance(candidate, grpc.RpcError):
+            return candidate
+    return None
+
+
+def status_of(error: BaseException) -> grpc.StatusCode | None:
+    for candidate in (error, error.__cause__):
+        code = getattr(candidate, "code", None)
+        if callable(code):
+            status = code()
+            if isinstance(status, grpc.StatusCode):
+                return status
+    return None
+
+
+def error_reason(error: BaseException) -> str | None:
+    """The reason of the google.rpc.ErrorInfo Dapr attaches to its errors, if any."""
+    rpc = _rpc_error(error)
+    metadata = getattr(rpc, "trailing_metadata", None)
+    pairs = metadata() if callable(metadata) else None
+    for name, value in pairs or ():
+        if name == "grpc-status-details-bin" and isinstance(value, bytes):
+            status = status_pb2.Status.FromString(value)
+            for detail in status.details:
+                info = error_details_pb2.ErrorInfo()
+                if detail.Unpack(info):
+                    return str(info.reason)
+    return None
+
+
+def is_version_conflict(error: BaseException) -> bool:
+    """Whether a failed save lost a race on the key's version (not an outage)."""
+    status = status_of(error)
+    if status == grpc.StatusCode.ABORTED:
+        return True
+    if status != grpc.StatusCode.INTERNAL or error_reason(error) != SAVE_FAILED_REASON:
+        return False
+    rpc = _rpc_error(error)
+    details = getattr(rpc, "details", None)
+    message = details() if callable(details) else ""
+    return bool(_REDIS_VERSION_REFUSAL.search(message or ""))

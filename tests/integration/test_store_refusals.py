@@ -1,0 +1,35 @@
+"""An outage of the store is answered as one, not mistaken for a lost race: Redis out
+of memory refuses writes with an error that state.redis and Dapr report just like a
+first-write conflict (INTERNAL, ERR_STATE_SAVE)."""
+
+import subprocess
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from harness.stack import Stack
+
+
+@pytest.fixture
+def redis_out_of_memory(stack: Stack) -> Iterator[None]:
+    def config(*args: str) -> None:
+        cli = ["redis-cli", "-p", str(stack.redis_port), "config", "set", *args]
+        subprocess.run(cli, check=True, capture_output=True)
+
+    config("maxmemory-policy", "noeviction")
+    config("maxmemory", "1")
+    try:
+        yield
+    finally:
+        config("maxmemory", "0")
+
+
+async def test_a_create_while_redis_is_out_of_memory_gets_503(
+    redis_out_of_memory: None, task_api: httpx.AsyncClient
+) -> None:
+    """It used to spin on the index page's first write, taking the refusal for another
+    writer's, and answer 409 "too many concurrent writers" after two seconds."""
+    response = await task_api.post("/tasks", json={"title": "No room"})
+    assert response.status_code == 503, response.text
+    assert response.headers["Retry-After"]
