@@ -72,7 +72,25 @@ for _ in $(seq 120); do
   kill -0 "$tilt_pid" 2>/dev/null || { say "tilt up exited"; exit 1; }
   sleep 1
 done
-"$TILT" wait --for=condition=Ready uiresource --all --timeout=900s --port "$tilt_port" >&2
+# Polled rather than `tilt wait --all`, which was seen to hang on a resource that had
+# long been ready.
+not_ready() {
+  "$TILT" get uiresources --port "$tilt_port" -o json | python3 -c '
+import json, sys
+items = json.load(sys.stdin)["items"]
+print(" ".join(sorted(
+    r["metadata"]["name"] for r in items
+    if not any(c["type"] == "Ready" and c["status"] == "True" for c in r["status"].get("conditions", []))
+)) or ("-" if not items else ""))'
+}
+deadline=$((SECONDS + 900))
+while true; do
+  waiting=$(not_ready) || waiting="(tilt does not answer)"
+  [[ -n $waiting ]] || break
+  ((SECONDS < deadline)) || { say "not ready after 900 s: $waiting"; exit 1; }
+  kill -0 "$tilt_pid" 2>/dev/null || { say "tilt up exited"; exit 1; }
+  sleep 2
+done
 say "every Tilt resource is ready"
 "$K8S_BIN/kubectl" -n task-platform get pods >&2
 
