@@ -1,5 +1,6 @@
 """An in-memory state port for notification-service's unit tests."""
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +27,9 @@ class MemorySecrets:
 
 @dataclass
 class MemoryState:
-    """Keys with integer versions, like state.redis."""
+    """Keys with integer versions, like state.redis. Every read yields to other tasks
+    before it returns, as a call to the real sidecar does, so that concurrent
+    deliveries interleave between their read and their write."""
 
     items: dict[str, Versioned] = field(default_factory=dict)
     down: bool = False
@@ -35,12 +38,16 @@ class MemoryState:
     async def get(self, key: str) -> Versioned | None:
         if self.down:
             raise InfrastructureUnavailable("down (fake)")
-        return self.items.get(key)
+        found = self.items.get(key)
+        await asyncio.sleep(0)
+        return found
 
     async def get_many(self, keys: Sequence[str]) -> Mapping[str, Versioned]:
         if self.down:
             raise InfrastructureUnavailable("down (fake)")
-        return {k: self.items[k] for k in keys if k in self.items}
+        found = {k: self.items[k] for k in keys if k in self.items}
+        await asyncio.sleep(0)
+        return found
 
     async def save(
         self,

@@ -1,5 +1,6 @@
 """In-memory stand-ins for task-api's ports, for unit tests only."""
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +28,13 @@ class MemoryState:
     """Keys with integer versions, like state.redis: a write must name the current
     version, or (first-write) find the key absent. A key written with a TTL is gone once
     `advance` has moved the fake time past it; like Redis, a key written again starts
-    from version 1."""
+    from version 1.
+
+    Like the real sidecar, every read yields to other tasks before it returns, so that
+    racing writers interleave between their read and their write. Like Dapr's
+    transactions on Redis (MULTI/EXEC, no rollback), a save_with_event whose ETag check
+    fails leaves the value alone but still writes the outbox's commit marker: its event
+    is published all the same."""
 
     items: dict[str, Versioned] = field(default_factory=dict)
     etags_count_writes: bool = True
@@ -50,11 +57,15 @@ class MemoryState:
 
     async def get(self, key: str) -> Versioned | None:
         self._check_up()
-        return self.items.get(key)
+        found = self.items.get(key)
+        await asyncio.sleep(0)
+        return found
 
     async def get_many(self, keys: Sequence[str]) -> Mapping[str, Versioned]:
         self._check_up()
-        return {k: self.items[k] for k in keys if k in self.items}
+        found = {k: self.items[k] for k in keys if k in self.items}
+        await asyncio.sleep(0)
+        return found
 
     def _expire_in(self, key: str, ttl_seconds: int | None) -> None:
         # Without a TTL a write keeps the key's old one, as state.redis' HSET does.
@@ -102,9 +113,12 @@ class MemoryState:
         ttl_seconds: int | None = None,
     ) -> None:
         self._check_up()
-        self._write(key, data, etag, first_write=False)
+        try:
+            self._write(key, data, etag, first_write=False)
+        finally:
+            # The commit marker runs whether or not the upsert's ETag check passed.
+            self.published.append(event)
         self._expire_in(key, ttl_seconds)
-        self.published.append(event)
 
     async def ping(self) -> None:
         self._check_up()
