@@ -30,6 +30,22 @@ def names(objects: list[dict[str, Any]], kind: str) -> set[str]:
     return {o["metadata"]["name"] for o in objects if o["kind"] == kind}
 
 
+def test_every_path_in_dapr_yaml_exists() -> None:
+    """The CLI reads an app's paths relative to its appDirPath, the common ones relative
+    to the run file: a wrong one stops `make up` before anything starts."""
+    [run] = load_yaml_documents(REPO_ROOT / "dapr.yaml")
+    common = run.get("common", {})
+    for key in ("resourcesPath", "configFilePath"):
+        if key in common:
+            assert (REPO_ROOT / common[key]).exists(), common[key]
+    for app in run["apps"]:
+        app_dir = REPO_ROOT / app["appDirPath"]
+        assert app_dir.is_dir(), app["appID"]
+        for key in ("resourcesPath", "configFilePath"):
+            if key in app:
+                assert (app_dir / app[key]).exists(), (app["appID"], app[key])
+
+
 def test_dapr_yaml_runs_the_spec_ports() -> None:
     [run] = load_yaml_documents(REPO_ROOT / "dapr.yaml")
     apps = {a["appID"]: a for a in run["apps"]}

@@ -9,7 +9,6 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from functools import partial
 from pathlib import Path
 
 import httpx
@@ -93,7 +92,12 @@ class MakeUp:
     def wait_ready(self) -> None:
         for app, port in (("task-api", 8000), ("notification-service", 8001)):
             url = f"http://127.0.0.1:{port}"
-            wait_until(partial(ready, url), timeout=120, what=f"{app} /ready under make up")
+
+            def ready_or_gone(url: str = url) -> bool:
+                return ready(url) or not self.process.running
+
+            wait_until(ready_or_gone, timeout=120, what=f"{app} /ready under make up")
+            assert self.process.running, f"make up exited:\n{self.output()[-3000:]}"
 
     def interrupt(self) -> int:
         """Ctrl-C: SIGINT to the foreground process group."""

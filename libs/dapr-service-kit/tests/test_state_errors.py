@@ -38,8 +38,24 @@ def test_state_redis_refusing_a_first_write_is_a_conflict() -> None:
     assert is_version_conflict(sdk_error(grpc.StatusCode.INTERNAL, FIRST_WRITE_REFUSED))
 
 
+ETAG_REFUSED = (
+    "failed saving state in state store statestore: possible etag mismatch. error from "
+    f"state store: ERR user_script:14: failed to set key task-api||k {SCRIPT}, on @user_script:14."
+)
+ETAG_WRITE_OUT_OF_MEMORY = (
+    "failed saving state in state store statestore: possible etag mismatch. error from "
+    f"state store: OOM command not allowed when used memory > 'maxmemory'. {SCRIPT}."
+)
+
+
 def test_an_etag_mismatch_is_a_conflict() -> None:
+    assert is_version_conflict(sdk_error(grpc.StatusCode.ABORTED, ETAG_REFUSED))
     assert is_version_conflict(sdk_error(grpc.StatusCode.ABORTED, "possible etag mismatch"))
+
+
+def test_a_conditional_write_refused_for_lack_of_memory_is_an_outage() -> None:
+    """state.redis reports any failure of a write with an ETag as a mismatch."""
+    assert not is_version_conflict(sdk_error(grpc.StatusCode.ABORTED, ETAG_WRITE_OUT_OF_MEMORY))
 
 
 def test_redis_out_of_memory_is_an_outage_not_a_conflict() -> None:

@@ -2,10 +2,12 @@
 
 A lost optimistic-concurrency race must become a retry or a 409; anything else (the
 store out of memory, read-only, loading, unreachable) is an outage: 503 with
-Retry-After. Dapr answers an ETag mismatch with ABORTED, but state.redis refuses a
-first-write whose key exists from inside its Lua script, and Dapr passes that on as
-INTERNAL with the generic reason ERR_STATE_SAVE, exactly like an out-of-memory refusal.
-What tells the two apart is the store's own message inside it: the script's refusal.
+Retry-After. Neither status tells it alone with state.redis:
+- a first-write whose key exists is refused inside its Lua script, and Dapr passes that
+  on as INTERNAL with the generic reason ERR_STATE_SAVE, exactly like out of memory;
+- a write with an ETag that fails for any reason, out of memory included, is reported
+  as an ETag mismatch (ABORTED, "possible etag mismatch. error from state store: ...").
+What tells them apart is the store's own message inside: the script's refusal.
 """
 
 import re
@@ -17,6 +19,8 @@ SAVE_FAILED_REASON = "ERR_STATE_SAVE"
 # state.redis' set script: `return redis.error_reply("failed to set key " .. KEYS[1])`,
 # which Redis reports as "ERR user_script:<line>: failed to set key <key> script: ...".
 _REDIS_VERSION_REFUSAL = re.compile(r"ERR user_script:\d+: failed to set key ")
+# How Dapr quotes the store's own error inside an ETag mismatch.
+_STORE_ERROR = "error from state store:"
 
 
 def _rpc_error(error: BaseException) -> grpc.RpcError | None:
@@ -56,11 +60,15 @@ def error_reason(error: BaseException) -> str | None:
 def is_version_conflict(error: BaseException) -> bool:
     """Whether a failed save lost a race on the key's version (not an outage)."""
     status = status_of(error)
-    if status == grpc.StatusCode.ABORTED:
-        return True
-    if status != grpc.StatusCode.INTERNAL or error_reason(error) != SAVE_FAILED_REASON:
+    if status not in (grpc.StatusCode.ABORTED, grpc.StatusCode.INTERNAL):
+        return False
+    if status == grpc.StatusCode.INTERNAL and error_reason(error) != SAVE_FAILED_REASON:
         return False
     rpc = _rpc_error(error)
     details = getattr(rpc, "details", None)
-    message = details() if callable(details) else ""
-    return bool(_REDIS_VERSION_REFUSAL.search(message or ""))
+    message = str(details() if callable(details) else "") or str(error)
+    if _REDIS_VERSION_REFUSAL.search(message):
+        return True
+    # INTERNAL is a conflict only as that refusal. ABORTED is Dapr's ETag mismatch, a
+    # conflict unless the store says it failed for another reason.
+    return status == grpc.StatusCode.ABORTED and _STORE_ERROR not in message
