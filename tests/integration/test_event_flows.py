@@ -48,7 +48,12 @@ async def test_the_same_event_published_twice_is_recorded_once(
         return await notifications_for(notification_service, str(event.task_id), "activity")
 
     await eventually(recorded, what="the activity record")
-    await asyncio.sleep(2)
+
+    async def second_delivery_seen() -> list[str]:
+        return stack.app_log_lines("notification-service", f"duplicate activity {event.event_id}")
+
+    # The positive signal that the second copy was handled: then nothing may have changed.
+    await eventually(second_delivery_seen, what="the second delivery to be handled")
     assert len(await recorded()) == 1
 
 

@@ -18,8 +18,14 @@ async def test_a_completion_during_an_outage_is_notified_once_after_it(own_stack
         service.sidecar.stop()
         done = await api.put(f"/tasks/{task['id']}/status", params={"status": "completed"})
         assert done.status_code == 200
-        # Long enough for task-api's sidecar to try, fail and hand the message back.
-        await asyncio.sleep(5)
+        assert own_stack.task_api.app is not None
+        task_api_app = own_stack.task_api.app
+
+        async def notify_failed() -> list[str]:
+            return log_lines(task_api_app, f"notify for task {task['id']} failed")
+
+        # task-api's subscriber has tried during the outage, failed and asked for a retry.
+        await eventually(notify_failed, within=30, what="task-api to try notify and fail")
         service.sidecar.start()
         service.app.start()
         service.wait_ready()

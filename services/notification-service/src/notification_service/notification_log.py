@@ -33,6 +33,8 @@ from notification_service.models import Notification, NotificationKind
 from notification_service.ports import EtagMismatch, StateStore
 
 logger = logging.getLogger("notifications")
+# Not the notification lines above (`make watch` follows those): what happened to them.
+activity = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 64
 # A claim not marked logged after this long belongs to an attempt that will not finish
@@ -169,12 +171,16 @@ class NotificationLog:
         )
         key = claim_key(kind, event_id)
         if key in self._in_flight:
-            return False  # this process is recording it right now
-        self._in_flight.add(key)
-        try:
-            return await self._record(key, notification)
-        finally:
-            self._in_flight.discard(key)
+            recorded = False  # this process is recording it right now
+        else:
+            self._in_flight.add(key)
+            try:
+                recorded = await self._record(key, notification)
+            finally:
+                self._in_flight.discard(key)
+        if not recorded:
+            activity.info("duplicate %s %s: recorded before, nothing to do", kind.value, event_id)
+        return recorded
 
     async def _record(self, key: str, notification: Notification) -> bool:
         now = self._clock()
