@@ -19,6 +19,7 @@ set -euo pipefail
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=../versions.env
 source "$repo_root/versions.env"
+source "$repo_root/scripts/go-modules.sh"
 cache_root=${TASK_PLATFORM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/task-platform}
 export PATH=/usr/local/go/bin:$PATH
 log() { printf 'ensure-cluster-tools: %s\n' "$*" >&2; }
@@ -28,15 +29,14 @@ command -v go >/dev/null 2>&1 || { log "MISSING: Go 1.26+ (/usr/local/go/bin/go)
 work=$(mktemp -d)
 trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
 
-module_dir() { # <module@version>
-  go mod download -json "$1" | python3 -c 'import json, sys; d = json.load(sys.stdin); print(d.get("Dir") or sys.exit(d.get("Error", "no Dir")))'
-}
-
-copy_module() { # <module@version> <dest>: a writable copy to build as the main module
-  cp -r "$(module_dir "$1")" "$2"
-  chmod -R u+w "$2"
-  # Module zips keep only vendor/modules.txt: build from modules instead.
-  rm -rf "$2/vendor" "$2/go.work" "$2/go.work.sum"
+build_main() { # <binary> <module@version> <package> <ldflags>: one static binary
+  local name
+  name=$(basename "$1")
+  copy_module "$2" "$work/$name"
+  mkdir -p "$(dirname "$1")"
+  (cd "$work/$name" && CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags "-s -w $4" \
+    -o "$1.tmp" "$3")
+  mv "$1.tmp" "$1"
 }
 
 timed() { # <what> <command...>: one build at a time per tool (a second caller waits, then
@@ -150,12 +150,8 @@ coredns_bin=$cache_root/coredns-$COREDNS_VERSION/coredns
 build_coredns() {
   [[ -x $coredns_bin ]] && return 0
   log "building CoreDNS $COREDNS_VERSION from Go modules (first time only: ~3 min)"
-  copy_module "github.com/coredns/coredns@v$COREDNS_VERSION" "$work/coredns"
-  mkdir -p "$(dirname "$coredns_bin")"
-  (cd "$work/coredns" && CGO_ENABLED=0 go build -mod=mod -trimpath \
-    -ldflags "-s -w -X github.com/coredns/coredns/coremain.GitCommit=v$COREDNS_VERSION" \
-    -o "$coredns_bin.tmp" .)
-  mv "$coredns_bin.tmp" "$coredns_bin"
+  build_main "$coredns_bin" "github.com/coredns/coredns@v$COREDNS_VERSION" . \
+    "-X github.com/coredns/coredns/coremain.GitCommit=v$COREDNS_VERSION"
 }
 
 # --- helm ------------------------------------------------------------------------
@@ -175,12 +171,8 @@ registry_bin=$cache_root/registry-$REGISTRY_VERSION/registry
 build_registry() {
   [[ -x $registry_bin ]] && return 0
   log "building the registry (distribution $REGISTRY_VERSION) from Go modules"
-  copy_module "github.com/distribution/distribution/v3@v$REGISTRY_VERSION" "$work/distribution"
-  mkdir -p "$(dirname "$registry_bin")"
-  (cd "$work/distribution" && CGO_ENABLED=0 go build -mod=mod -trimpath \
-    -ldflags "-s -w -X github.com/distribution/distribution/v3/version.version=v$REGISTRY_VERSION" \
-    -o "$registry_bin.tmp" ./cmd/registry)
-  mv "$registry_bin.tmp" "$registry_bin"
+  build_main "$registry_bin" "github.com/distribution/distribution/v3@v$REGISTRY_VERSION" \
+    ./cmd/registry "-X github.com/distribution/distribution/v3/version.version=v$REGISTRY_VERSION"
 }
 
 # --- Dapr control plane ----------------------------------------------------------

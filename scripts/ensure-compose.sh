@@ -15,6 +15,7 @@
 set -euo pipefail
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$repo_root/versions.env"
+source "$repo_root/scripts/go-modules.sh"
 cache_root=${TASK_PLATFORM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/task-platform}
 log() { printf 'ensure-compose: %s\n' "$*" >&2; }
 
@@ -35,10 +36,7 @@ if [[ ! -x $compose_bin ]]; then
   start=$(date +%s)
   work=$(mktemp -d)
   trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
-  src=$(go mod download -json "github.com/docker/compose/v2@v$COMPOSE_VERSION" |
-    python3 -c 'import json, sys; d = json.load(sys.stdin); print(d.get("Dir") or sys.exit(d.get("Error", "no Dir")))')
-  cp -r "$src" "$work/compose"
-  chmod -R u+w "$work/compose"
+  copy_module "github.com/docker/compose/v2@v$COMPOSE_VERSION" "$work/compose"
   (cd "$work/compose" && CGO_ENABLED=0 nice go build -trimpath \
     -ldflags "-s -w -X github.com/docker/compose/v2/internal.Version=v$COMPOSE_VERSION" \
     -o "$compose_bin.tmp" ./cmd)

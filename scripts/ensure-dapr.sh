@@ -18,6 +18,7 @@ set -euo pipefail
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=../versions.env
 source "$repo_root/versions.env"
+source "$repo_root/scripts/go-modules.sh"
 
 runtime_version=$DAPR_RUNTIME_VERSION
 cli_version=$DAPR_CLI_VERSION
@@ -69,16 +70,11 @@ fi
 work=$(mktemp -d)
 trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
 
-module_dir() { # <module@version>
-  go mod download -json "$1" | python3 -c 'import json, sys; d = json.load(sys.stdin); print(d.get("Dir") or sys.exit(d.get("Error", "no Dir")))'
-}
 
 start=$(date +%s)
 if ! reports_version "$bin_dir/daprd" "$runtime_version"; then
   log "building daprd $runtime_version from Go modules (first time only: about 10-20 minutes on 2 cores)"
-  src=$(module_dir "github.com/dapr/dapr@v$runtime_version")
-  cp -r "$src" "$work/dapr"
-  chmod -R u+w "$work/dapr"
+  copy_module "github.com/dapr/dapr@v$runtime_version" "$work/dapr"
   (
     cd "$work/dapr"
     CGO_ENABLED=0 go build -trimpath -tags allcomponents \
@@ -90,9 +86,7 @@ fi
 
 if ! cli_reports_version "$bin_dir/dapr" "$cli_version"; then
   log "building the dapr CLI $cli_version from Go modules"
-  src=$(module_dir "github.com/dapr/cli@v$cli_version")
-  cp -r "$src" "$work/cli"
-  chmod -R u+w "$work/cli"
+  copy_module "github.com/dapr/cli@v$cli_version" "$work/cli"
   (
     cd "$work/cli"
     # The CLI's go.mod asks for components-contrib v1.16.3, which the Go module proxy

@@ -7,14 +7,11 @@
 set -euo pipefail
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$repo_root/versions.env"
+source "$repo_root/scripts/go-modules.sh"
 cache_root=${TASK_PLATFORM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/task-platform}
 log() { printf 'ensure-tools: %s\n' "$*" >&2; }
 
 command -v go >/dev/null 2>&1 || { log "MISSING: Go 1.26+, to build tilt and kustomize"; exit 1; }
-
-module_dir() { # <module@version>
-  go mod download -json "$1" | python3 -c 'import json, sys; d = json.load(sys.stdin); print(d.get("Dir") or sys.exit(d.get("Error", "no Dir")))'
-}
 
 # One build at a time: a second caller waits here, then finds the first one's binaries.
 mkdir -p "$cache_root"
@@ -33,9 +30,7 @@ if [[ ! -x $tilt_bin ]]; then
   # (`tilt up` headless, get, wait, logs, down, the Tiltfile API) is the real tilt.
   log "building tilt $TILT_VERSION from Go modules (first time only: a few minutes)"
   work=$(mktemp -d)
-  cp -r "$(module_dir "github.com/tilt-dev/tilt@v$TILT_VERSION")" "$work/tilt"
-  chmod -R u+w "$work/tilt"
-  rm -rf "$work/tilt/vendor"
+  copy_module "github.com/tilt-dev/tilt@v$TILT_VERSION" "$work/tilt"
   cat > "$work/tilt/pkg/assets/build/index.html" <<'HTML'
 <!doctype html><title>Tilt</title><p>This tilt was built from its Go module, which does not
 carry the web UI. Follow the resources with <code>tilt get uiresources</code> and

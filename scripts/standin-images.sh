@@ -13,6 +13,7 @@
 set -euo pipefail
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$repo_root/versions.env"
+source "$repo_root/scripts/go-modules.sh"
 cache_root=${TASK_PLATFORM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/task-platform}
 recipes=$repo_root/scripts/standin
 docker=${DOCKER:-/usr/bin/docker}
@@ -24,9 +25,6 @@ loud() { printf '\n*** standin-images: %s ***\n\n' "$*" >&2; }
 present() { "$docker" image inspect "$1" >/dev/null 2>&1; }
 is_standin() { [[ $("$docker" image inspect -f '{{index .Config.Labels "org.task-platform.standin"}}' "$1" 2>/dev/null) == true ]]; }
 
-module_dir() { # <module@version>
-  go mod download -json "$1" | python3 -c 'import json, sys; d = json.load(sys.stdin); print(d.get("Dir") or sys.exit(d.get("Error", "no Dir")))'
-}
 
 debian_mirror() { # the bookworm mirror from /etc/apt/sources.list*, one-line or deb822 format
   local m
@@ -102,10 +100,7 @@ frontend_file() { # <dir>: BuildKit's dockerfile-frontend, built once per versio
   if [[ ! -x $bin ]]; then
     command -v go >/dev/null 2>&1 || { log "MISSING: Go 1.26+, to build the Dockerfile frontend"; return 1; }
     log "building dockerfile-frontend from github.com/moby/buildkit v$BUILDKIT_VERSION (first time only: about 2 minutes)"
-    local src
-    src=$(module_dir "github.com/moby/buildkit@v$BUILDKIT_VERSION")
-    cp -r "$src" "$1/buildkit"
-    chmod -R u+w "$1/buildkit"
+    copy_module "github.com/moby/buildkit@v$BUILDKIT_VERSION" "$1/buildkit"
     mkdir -p "$(dirname "$bin")"
     (cd "$1/buildkit" && CGO_ENABLED=0 nice go build -trimpath -ldflags "-s -w" \
       -o "$bin.tmp" ./frontend/dockerfile/cmd/dockerfile-frontend)

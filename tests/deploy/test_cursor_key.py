@@ -9,14 +9,11 @@ from typing import Any
 import pytest
 import yaml
 
+from harness.deploy_tools import app_configuration, by_kind
 from harness.resources import REPO_ROOT
 from task_api.settings import Settings
 
 CURSOR_KEY = Settings().cursor_key_secret
-
-
-def by_kind(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
-    return {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
 
 
 def test_the_local_secrets_file_holds_a_cursor_key() -> None:
@@ -40,14 +37,11 @@ def test_in_kubernetes_only_task_api_reads_the_cursor_key(
     k8s_objects: list[dict[str, Any]],
 ) -> None:
     assert by_kind(k8s_objects, "Secret")[CURSOR_KEY]["stringData"][CURSOR_KEY]
-    configs = by_kind(k8s_objects, "Configuration")
-    deployments = by_kind(k8s_objects, "Deployment")
     for app, allowed in (
         ("task-api", {"task-api-key", CURSOR_KEY}),
         ("notification-service", {"task-api-key"}),
     ):
-        name = deployments[app]["spec"]["template"]["metadata"]["annotations"]["dapr.io/config"]
-        [scope] = configs[name]["spec"]["secrets"]["scopes"]
+        [scope] = app_configuration(k8s_objects, app)["spec"]["secrets"]["scopes"]
         assert set(scope["allowedSecrets"]) == allowed, app
     readers = {
         subject["name"]

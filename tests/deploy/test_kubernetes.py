@@ -9,7 +9,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from harness.deploy_tools import deploy_tools
+from harness.deploy_tools import app_configuration, by_kind, deploy_tools
 
 KUBERNETES_VERSION = "1.33.0"
 APPS = {"task-api": 8000, "notification-service": 8001}
@@ -17,10 +17,6 @@ APPS = {"task-api": 8000, "notification-service": 8001}
 
 def is_dapr(obj: dict[str, Any]) -> bool:
     return str(obj["apiVersion"]).startswith("dapr.io/")
-
-
-def by_kind(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
-    return {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
 
 
 def crd_schemas(crd_dir: Path) -> dict[tuple[str, str], dict[str, Any]]:
@@ -146,14 +142,6 @@ def test_components_are_scoped_and_the_secret_store_is_kubernetes(
     outbox = {m["name"]: m["value"] for m in components["statestore"]["spec"]["metadata"]}
     assert outbox["outboxPublishPubsub"] == "pubsub"
     assert outbox["outboxPublishTopic"] == "task-events"
-
-
-def app_configuration(k8s_objects: list[dict[str, Any]], app: str) -> dict[str, Any]:
-    """The Configuration an app's sidecar runs with (annotation dapr.io/config)."""
-    template = by_kind(k8s_objects, "Deployment")[app]["spec"]["template"]
-    return by_kind(k8s_objects, "Configuration")[
-        template["metadata"]["annotations"]["dapr.io/config"]
-    ]
 
 
 def test_nobody_may_invoke_task_api(k8s_objects: list[dict[str, Any]]) -> None:

@@ -61,3 +61,14 @@ def kustomize_build(directory: Path) -> list[dict[str, Any]]:
         env={**os.environ},
     ).stdout
     return [d for d in yaml.safe_load_all(rendered) if d]
+
+
+def by_kind(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    """The objects of one kind, by name."""
+    return {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
+
+
+def app_configuration(objects: list[dict[str, Any]], app: str) -> dict[str, Any]:
+    """The Dapr Configuration an app's sidecar runs with (annotation dapr.io/config)."""
+    template = by_kind(objects, "Deployment")[app]["spec"]["template"]
+    return by_kind(objects, "Configuration")[template["metadata"]["annotations"]["dapr.io/config"]]

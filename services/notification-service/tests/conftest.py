@@ -2,12 +2,10 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from notification_fakes import API_KEY, MemoryState
+from notification_fakes import API_KEY, SIDECAR_TOKEN, MemoryState
 
 from notification_service.main import create_app
 from notification_service.settings import Settings
-
-SIDECAR_TOKEN = "sidecar-token"
 
 
 @pytest.fixture

@@ -4,12 +4,28 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from uuid import uuid4
 
 from notification_service.ports import EtagMismatch, InfrastructureUnavailable, Versioned
 from notification_service.runtime import Ports
 from notification_service.settings import Settings
+from task_contracts import EventType, TaskEvent, TaskStatus
 
 API_KEY = "test-key"
+# The app token the unit tests' sidecar presents (Settings.app_api_token).
+SIDECAR_TOKEN = "sidecar-token"
+
+
+def task_event(**overrides: object) -> dict[str, object]:
+    """A task.completed event as JSON, with fields replaced as given."""
+    base = TaskEvent(
+        event_type=EventType.COMPLETED,
+        task_id=uuid4(),
+        title="Write the spec",
+        status=TaskStatus.COMPLETED,
+        priority=2,
+    ).model_dump(mode="json")
+    return {**base, **overrides}
 
 
 @dataclass

@@ -2,29 +2,19 @@
 with task-api's answer. The probes stay open; `notify` stays the sidecar's."""
 
 from collections.abc import Iterator
-from uuid import uuid4
 
 import pytest
 from fastapi.testclient import TestClient
-from notification_fakes import API_KEY, MemorySecrets, MemoryState
+from notification_fakes import API_KEY, SIDECAR_TOKEN, MemorySecrets, MemoryState, task_event
 
 from notification_service.main import create_app
 from notification_service.settings import Settings
-from task_contracts import EventType, TaskEvent, TaskStatus
 
 REFUSAL = {"detail": "missing or invalid X-API-Key"}
-SIDECAR_TOKEN = "sidecar-token"
 
 
 def notify_body() -> dict[str, object]:
-    event = TaskEvent(
-        event_type=EventType.COMPLETED,
-        task_id=uuid4(),
-        title="Secret plans",
-        status=TaskStatus.COMPLETED,
-        priority=5,
-    )
-    return {"event": event.model_dump(mode="json")}
+    return {"event": task_event(title="Secret plans", priority=5)}
 
 
 @pytest.fixture

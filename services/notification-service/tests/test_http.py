@@ -1,28 +1,14 @@
 """notification-service's routes on an in-memory store."""
 
-from uuid import uuid4
-
 from fastapi.testclient import TestClient
-from notification_fakes import MemoryState
+from notification_fakes import MemoryState, task_event
 
 from notification_service.main import create_app
 from notification_service.settings import Settings
-from task_contracts import EventType, TaskEvent, TaskStatus
-
-
-def event(**overrides: object) -> dict[str, object]:
-    base = TaskEvent(
-        event_type=EventType.COMPLETED,
-        task_id=uuid4(),
-        title="Write the spec",
-        status=TaskStatus.COMPLETED,
-        priority=2,
-    ).model_dump(mode="json")
-    return {**base, **overrides}
 
 
 def test_notify_records_once_and_acknowledges_duplicates(client: TestClient) -> None:
-    body = {"event": event()}
+    body = {"event": task_event()}
     assert client.post("/notify", json=body).json() == {"status": "notified"}
     assert client.post("/notify", json=body).json() == {"status": "duplicate"}
     [item] = client.get("/notifications").json()["items"]
@@ -37,7 +23,7 @@ def test_notify_refuses_a_body_that_is_not_a_contract_model(client: TestClient) 
 
 
 def test_task_events_are_recorded_as_activity(client: TestClient) -> None:
-    data = event(event_type="task.created", status="pending", added_later={"x": 1})
+    data = task_event(event_type="task.created", status="pending", added_later={"x": 1})
     response = client.post("/events/task-events", json={"id": "ce-1", "data": data})
     assert response.json() == {"status": "SUCCESS"}
     [item] = client.get("/notifications").json()["items"]
@@ -45,7 +31,7 @@ def test_task_events_are_recorded_as_activity(client: TestClient) -> None:
 
 
 def test_unknown_event_types_are_acknowledged_not_recorded(client: TestClient) -> None:
-    data = event(event_type="task.archived")
+    data = task_event(event_type="task.archived")
     assert client.post("/events/task-events", json={"data": data}).json() == {"status": "SUCCESS"}
     assert client.get("/notifications").json()["items"] == []
 
@@ -60,7 +46,7 @@ def test_undecodable_events_are_dropped_to_the_dead_letter_topic(client: TestCli
 
 
 def test_a_newer_schema_version_is_still_read(client: TestClient) -> None:
-    data = event(event_type="task.created", schema_version=2)
+    data = task_event(event_type="task.created", schema_version=2)
     assert client.post("/events/task-events", json={"data": data}).json() == {"status": "SUCCESS"}
     assert len(client.get("/notifications").json()["items"]) == 1
 
@@ -75,9 +61,9 @@ def test_dead_letters_are_recorded(client: TestClient) -> None:
 
 def test_store_outage_means_retry_and_503(client: TestClient, state: MemoryState) -> None:
     state.down = True
-    data = event(event_type="task.created")
+    data = task_event(event_type="task.created")
     assert client.post("/events/task-events", json={"data": data}).json() == {"status": "RETRY"}
-    response = client.post("/notify", json={"event": event()})
+    response = client.post("/notify", json={"event": task_event()})
     assert response.status_code == 503
     assert "Retry-After" in response.headers
     assert client.get("/ready").status_code == 503
@@ -90,7 +76,7 @@ def test_notifications_limit_is_bounded(client: TestClient) -> None:
 
 
 def test_only_the_sidecar_may_call_notify_and_the_subscriptions(client: TestClient) -> None:
-    body = {"event": event()}
+    body = {"event": task_event()}
     for headers in ({"dapr-api-token": ""}, {"dapr-api-token": "guess"}):
         for path, payload in (("/notify", body), ("/events/task-events", {"data": body["event"]})):
             response = client.post(path, json=payload, headers=headers)
@@ -100,13 +86,15 @@ def test_only_the_sidecar_may_call_notify_and_the_subscriptions(client: TestClie
 
 def test_without_a_configured_token_nobody_is_the_sidecar(state: MemoryState) -> None:
     with TestClient(create_app(Settings(), connect=state.connect)) as client:
-        response = client.post("/notify", json={"event": event()}, headers={"dapr-api-token": ""})
+        response = client.post(
+            "/notify", json={"event": task_event()}, headers={"dapr-api-token": ""}
+        )
         assert response.status_code == 401
 
 
 def test_cases_schemathesis_found(client: TestClient) -> None:
     # A number is not an ISO 8601 timestamp, though Pydantic would read it as one.
-    assert client.post("/notify", json={"event": event(timestamp=0)}).status_code == 422
+    assert client.post("/notify", json={"event": task_event(timestamp=0)}).status_code == 422
     # A body that is not JSON gets the documented 400.
     garbage = client.post(
         "/notify", content=b'\xd3|[\xe36"Y', headers={"Content-Type": "application/json"}
