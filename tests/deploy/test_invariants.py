@@ -14,7 +14,7 @@ from task_api.settings import Settings as TaskApiSettings
 
 APP_PORTS = {"task-api": 8000, "notification-service": 8001}
 SIDECAR_HTTP_PORTS = {"task-api": 3500, "notification-service": 3501}
-COMPONENT_NAMES = {"statestore", "pubsub", "secretstore"}
+COMPONENT_NAMES = {"statestore", "pubsub", "outbox-pubsub", "secretstore"}
 DAPR = versions()["DAPR_RUNTIME_VERSION"]
 
 

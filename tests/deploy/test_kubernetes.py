@@ -133,7 +133,7 @@ def test_components_are_scoped_and_the_secret_store_is_kubernetes(
     k8s_objects: list[dict[str, Any]],
 ) -> None:
     components = by_kind(k8s_objects, "Component")
-    assert set(components) == {"statestore", "pubsub", "secretstore"}
+    assert set(components) == {"statestore", "pubsub", "outbox-pubsub", "secretstore"}
     assert components["secretstore"]["spec"]["type"] == "secretstores.kubernetes"
     # Both apps read the API key: task-api for /tasks, notification-service for its feed.
     assert components["secretstore"]["scopes"] == ["task-api", "notification-service"]
@@ -142,6 +142,9 @@ def test_components_are_scoped_and_the_secret_store_is_kubernetes(
     outbox = {m["name"]: m["value"] for m in components["statestore"]["spec"]["metadata"]}
     assert outbox["outboxPublishPubsub"] == "pubsub"
     assert outbox["outboxPublishTopic"] == "task-events"
+    # The relay's internal topic on a pub/sub of its own: its own worker pool.
+    assert outbox["outboxPubsub"] == "outbox-pubsub"
+    assert components["outbox-pubsub"]["spec"]["type"] == "pubsub.redis"
 
 
 def test_nobody_may_invoke_task_api(k8s_objects: list[dict[str, Any]]) -> None:

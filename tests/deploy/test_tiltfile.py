@@ -19,8 +19,8 @@ from harness.resources import REPO_ROOT
 
 APPS = {"task-api": 8000, "notification-service": 8001}
 DAPR_RESOURCES = {
-    "statestore", "pubsub", "secretstore", "task-api-config", "notification-service-config",
-    "task-api-resiliency",
+    "statestore", "pubsub", "outbox-pubsub", "secretstore",
+    "task-api-config", "notification-service-config", "task-api-resiliency",
     "notification-service-resiliency", "notification-service-task-events",
     "notification-service-dead-letters", "task-api-task-completed",
 }  # fmt: skip

@@ -3,6 +3,7 @@ Redis and at a secrets file with a key generated for the run."""
 
 import json
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,14 @@ def _set_metadata(resource: dict[str, Any], name: str, value: str) -> None:
 
 
 def write_resources(
-    target: Path, *, redis_port: int, other_secrets: dict[str, str]
+    target: Path,
+    *,
+    redis_port: int,
+    other_secrets: dict[str, str],
+    component_metadata: Mapping[str, Mapping[str, str]] | None = None,
 ) -> tuple[Path, dict[str, Path], str]:
-    """Write resources and each app's Dapr Configuration under `target`.
+    """Write resources and each app's Dapr Configuration under `target`;
+    `component_metadata` sets metadata values of named components (a test's variant).
 
     Returns the resources directory, the configuration file of each app-id and the
     generated API key.
@@ -52,6 +58,9 @@ def write_resources(
             # pubsub.yaml), or a slow relay message would be handed out twice.
             _set_metadata(resource, "processingTimeout", HARNESS_PROCESSING_TIMEOUT)
             _set_metadata(resource, "redeliverInterval", "2s")
+            variant = (component_metadata or {}).get(resource["metadata"]["name"], {})
+            for name, value in variant.items():
+                _set_metadata(resource, name, value)
         (resources_dir / source.name).write_text(yaml.safe_dump_all(documents))
 
     # One Configuration per sidecar, as in every environment.

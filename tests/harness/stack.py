@@ -6,6 +6,7 @@ import shutil
 import socket
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -48,14 +49,22 @@ def redis_ping(port: int) -> bool:
 
 @dataclass
 class Service:
+    """One replica of an app: the app and its own sidecar, under the app's app-id."""
+
     app_id: str
     module: str
+    replica: int = 1
     app_port: int = field(default_factory=free_port)
     http_port: int = field(default_factory=free_port)
     grpc_port: int = field(default_factory=free_port)
     internal_grpc_port: int = field(default_factory=free_port)
     sidecar: ManagedProcess | None = None
     app: ManagedProcess | None = None
+
+    @property
+    def name(self) -> str:
+        """The app-id, with the replica's number from the second replica on."""
+        return self.app_id if self.replica == 1 else f"{self.app_id}-{self.replica}"
 
     @property
     def url(self) -> str:
@@ -106,7 +115,15 @@ class RunningStack(Protocol):
 
 
 class Stack:
-    def __init__(self, workdir: Path) -> None:
+    """`replicas` of each app-id, each replica with its own sidecar: name resolution
+    finds them all, and they share their app-id's consumer groups, as pods do."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        component_metadata: Mapping[str, Mapping[str, str]] | None = None,
+        replicas: int = 1,
+    ) -> None:
         self.workdir = workdir
         self.redis_port = free_port()
         self.redis = ManagedProcess(
@@ -122,8 +139,15 @@ class Stack:
             ],
             workdir / "redis.log",
         )  # fmt: skip
-        self.task_api = Service("task-api", "task_api.main:app")
-        self.notification_service = Service("notification-service", "notification_service.main:app")
+        self.replicas = {
+            app_id: [Service(app_id, module, replica=n + 1) for n in range(replicas)]
+            for app_id, module in (
+                ("task-api", "task_api.main:app"),
+                ("notification-service", "notification_service.main:app"),
+            )
+        }
+        self.task_api = self.replicas["task-api"][0]
+        self.notification_service = self.replicas["notification-service"][0]
         # App and sidecar authenticate each other, as in every environment.
         self.dapr_api_token = secrets.token_urlsafe(24)
         self.app_api_token = secrets.token_urlsafe(24)
@@ -135,6 +159,7 @@ class Stack:
                 "dapr-api-token": self.dapr_api_token,
                 "app-api-token": self.app_api_token,
             },
+            component_metadata=component_metadata,
         )
         daprd = dapr_runtime_dir() / ".dapr" / "bin" / "daprd"
         for service in self.services:
@@ -142,8 +167,8 @@ class Stack:
             service.app = self._app(service)
 
     @property
-    def services(self) -> tuple[Service, Service]:
-        return (self.task_api, self.notification_service)
+    def services(self) -> list[Service]:
+        return [service for replicas in self.replicas.values() for service in replicas]
 
     @property
     def processes(self) -> list[ManagedProcess]:
@@ -151,7 +176,7 @@ class Stack:
 
     def _sidecar(self, service: Service, daprd: Path) -> ManagedProcess:
         return ManagedProcess(
-            f"{service.app_id}-daprd",
+            f"{service.name}-daprd",
             [
                 str(daprd),
                 "--app-id", service.app_id,
@@ -168,7 +193,7 @@ class Stack:
                 "--config", str(self.config_files[service.app_id]),
                 "--log-level", "info",
             ],
-            self.workdir / f"{service.app_id}-daprd.log",
+            self.workdir / f"{service.name}-daprd.log",
             env={
                 # Announce a loopback address in name resolution: the machine may have
                 # no other interface that the other sidecar can reach.
@@ -180,14 +205,14 @@ class Stack:
 
     def _app(self, service: Service) -> ManagedProcess:
         return ManagedProcess(
-            service.app_id,
+            service.name,
             [
                 sys.executable, "-m", "uvicorn", service.module,
                 "--host", "127.0.0.1",
                 "--port", str(service.app_port),
                 "--no-access-log",
             ],
-            self.workdir / f"{service.app_id}.log",
+            self.workdir / f"{service.name}.log",
             env={
                 "DAPR_HTTP_PORT": str(service.http_port),
                 "DAPR_GRPC_PORT": str(service.grpc_port),
@@ -213,9 +238,13 @@ class Stack:
             process.stop()
 
     def app_log_lines(self, app_id: str, needle: str) -> list[str]:
-        [service] = [s for s in self.services if s.app_id == app_id]
-        assert service.app is not None
-        return log_lines(service.app, needle)
+        """Matching lines of every replica of the app-id."""
+        return [
+            line
+            for service in self.replicas[app_id]
+            if service.app is not None
+            for line in log_lines(service.app, needle)
+        ]
 
     async def publish_raw(
         self, body: bytes, *, content_type: str, cloudevent_id: str | None = None

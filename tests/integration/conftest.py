@@ -3,6 +3,7 @@
 import sys
 from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -14,8 +15,8 @@ from harness.stack import RunningStack, Stack, notification_client, task_api_cli
 _stack_key = pytest.StashKey[RunningStack]()
 
 
-def _run_stack(config: pytest.Config, workdir: Path) -> Iterator[Stack]:
-    running = Stack(workdir)
+def _run_stack(config: pytest.Config, workdir: Path, **variant: Any) -> Iterator[Stack]:
+    running = Stack(workdir, **variant)
     config.stash[_stack_key] = running
     try:
         running.start()
@@ -50,10 +51,16 @@ def stack(
 def own_stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, stack: RunningStack
 ) -> Iterator[Stack]:
-    """A stack of the module's own, for tests that stop, kill and restart its parts."""
+    """A stack of the module's own, for tests that stop, kill and restart its parts; a
+    module's `stack_variant` mark gives the Stack options it needs."""
     if is_external():
         pytest.skip("stops and kills parts of the stack: only on a stack of the harness's own")
-    yield from _run_stack(request.config, Path(tmp_path_factory.mktemp("own-stack")))
+    variant = request.node.get_closest_marker("stack_variant")
+    yield from _run_stack(
+        request.config,
+        Path(tmp_path_factory.mktemp("own-stack")),
+        **(variant.kwargs if variant else {}),
+    )
     # Failures of later tests show the shared stack's logs again.
     request.config.stash[_stack_key] = stack
 

@@ -1,7 +1,6 @@
 """The event flows between the services, on real sidecars and Redis: activity feed,
 completion notifications, duplicates, poison messages and unknown event types."""
 
-import asyncio
 import json
 from typing import Any
 from uuid import uuid4
@@ -28,8 +27,13 @@ async def test_a_completion_is_notified_exactly_once(
         return await notifications_for(notification_service, task["id"], "notify")
 
     await eventually(notified, what="the notify record")
-    # Anything that could repeat it (a redelivery, a retried invocation) has had time.
-    await asyncio.sleep(3)
+
+    async def delivered() -> list[str]:
+        return stack.app_log_lines("task-api", f"notify for task {task['id']} delivered")
+
+    # task-api's subscriber has seen notify succeed: every retry of the invocation is
+    # behind it, and the completion is acknowledged.
+    await eventually(delivered, what="task-api to see notify delivered")
     assert len(await notified()) == 1
     lines = stack.app_log_lines("notification-service", f"NOTIFY task.completed task={task['id']}")
     assert len(lines) == 1, lines
@@ -94,7 +98,16 @@ async def test_an_unknown_event_type_is_acknowledged(
         )
 
     await eventually(logged, what="the unknown type to be logged")
-    await asyncio.sleep(2)
+    # A known event published after it and recorded: the unknown one was answered
+    # before, and a retry or a dead letter would have followed as quickly.
+    after = TaskEvent(
+        event_type=EventType.CREATED, task_id=uuid4(), title="After", status=TaskStatus.PENDING
+    )
+    await stack.publish_raw(after.model_dump_json().encode(), content_type="application/json")
+    await eventually(
+        lambda: notifications_for(notification_service, str(after.task_id), "activity"),
+        what="the event published after it",
+    )
     # Acknowledged: not retried into the dead-letter topic, not recorded, logged once.
     assert await dead_letters(notification_service, message_id) == []
     assert await notifications_for(notification_service, str(event["task_id"]), "activity") == []

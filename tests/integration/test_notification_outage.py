@@ -1,7 +1,6 @@
 """A completion while notification-service (app and sidecar) is down is notified once
 it is back, exactly once."""
 
-import asyncio
 from typing import Any
 
 from harness.polling import eventually
@@ -36,7 +35,12 @@ async def test_a_completion_during_an_outage_is_notified_once_after_it(own_stack
             return await notifications_for(notifications, task["id"], "notify")
 
         await eventually(notified, within=90, what="the notify record after the outage")
-        await asyncio.sleep(3)
+
+        async def delivered() -> list[str]:
+            return log_lines(task_api_app, f"notify for task {task['id']} delivered")
+
+        # The retries of the completion have ended: nothing repeats it now.
+        await eventually(delivered, what="task-api to see notify delivered")
         assert len(await notified()) == 1
     lines = log_lines(service.app, f"NOTIFY task.completed task={task['id']}")
     assert lines == [lines[0]]

@@ -7,7 +7,7 @@ from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc.aio import AioRpcError, Metadata
 
-from dapr_service_kit.state_errors import is_version_conflict
+from dapr_service_kit.state_errors import describe, is_version_conflict
 
 SCRIPT = "script: d908b9553add63a82e03589b5c6d01a7654ef0f2"
 FIRST_WRITE_REFUSED = (
@@ -66,3 +66,10 @@ def test_another_reason_is_an_outage() -> None:
     error = sdk_error(grpc.StatusCode.INTERNAL, FIRST_WRITE_REFUSED, reason="ERR_STATE_GET")
     assert not is_version_conflict(error)
     assert not is_version_conflict(sdk_error(grpc.StatusCode.UNAVAILABLE, "connection refused"))
+
+
+def test_a_failed_call_is_described_by_its_status_or_else_its_message() -> None:
+    """Without a status the log used to say "failed (None)"."""
+    assert describe(sdk_error(grpc.StatusCode.UNAVAILABLE, "connection refused")) == "UNAVAILABLE"
+    refused = DaprInternalError("fail to invoke, id: notification-service, err: no address")
+    assert describe(refused) == "fail to invoke, id: notification-service, err: no address"

@@ -15,7 +15,7 @@ from task_api.errors import (
     TaskNotFound,
 )
 from task_api.lease import LEASE_TTL_SECONDS, lease_key, task_lease
-from task_api.ports import InfrastructureUnavailable
+from task_api.ports import InfrastructureUnavailable, Versioned
 from task_api.settings import Settings
 from task_api.tasks import TaskService
 from task_contracts import EventType, TaskCreate, TaskStatus, TaskUpdate
@@ -297,3 +297,53 @@ async def test_a_lease_that_cannot_be_released_does_not_hide_the_outcome(
     monkeypatch.setattr(state, "delete", unavailable)
     with pytest.raises(PreconditionFailed):
         await service.update(created.task.id, TaskUpdate(title="V"), created.revision)
+
+
+async def test_concurrent_retries_of_one_keyed_create_commit_it_once(
+    service: TaskService, state: MemoryState
+) -> None:
+    """Both retries used to read the task as absent and commit it, each publishing its
+    task.created; a delete between the two commits would have been undone."""
+    request = TaskCreate(title="Sent twice at once")
+    records = await asyncio.gather(
+        *(service.create(request, idempotency_key="same") for _ in range(4))
+    )
+    assert len({record.revision for record in records}) == 1
+    assert len(state.published) == 1
+
+
+async def test_a_retry_that_read_the_task_absent_cannot_undo_a_delete(
+    service: TaskService, state: MemoryState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One request reads the task as absent and stalls; meanwhile another request with
+    the same key creates the task and it is deleted; then the stalled one commits. The
+    delete must stand (it used to be undone: the task was back)."""
+    monkeypatch.setattr("task_api.lease.LEASE_WAIT_SECONDS", 0.2)
+    request = TaskCreate(title="Created, deleted, resurrected?")
+    stalled_after_read = asyncio.Event()
+    go_on = asyncio.Event()
+    original_get = state.get
+
+    async def get(key: str) -> Versioned | None:
+        found = await original_get(key)
+        if key.startswith("task:") and asyncio.current_task() is stalled:
+            stalled_after_read.set()
+            await go_on.wait()
+        return found
+
+    monkeypatch.setattr(state, "get", get)
+    stalled = asyncio.create_task(service.create(request, idempotency_key="k"))
+    await stalled_after_read.wait()
+    try:
+        other = await service.create(request, idempotency_key="k")
+        await service.delete(other.task.id, None)
+        deleted = True
+    except TaskBusy:  # the stalled request holds the task: nothing else can happen
+        deleted = False
+    go_on.set()
+    record = await stalled
+    if deleted:
+        with pytest.raises(TaskNotFound):
+            await service.get(record.task.id)
+    else:
+        assert await service.get(record.task.id) == record

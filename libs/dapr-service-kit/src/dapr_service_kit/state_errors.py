@@ -42,6 +42,15 @@ def status_of(error: BaseException) -> grpc.StatusCode | None:
     return None
 
 
+def describe(error: BaseException) -> str:
+    """A short account of a failed sidecar call for a log line: its gRPC status, or
+    what the error says when it has none (e.g. an invocation the sidecar refused)."""
+    status = status_of(error)
+    if status is not None:
+        return str(status.name)
+    return (str(error) or type(error).__name__)[:200]
+
+
 def error_reason(error: BaseException) -> str | None:
     """The reason of the google.rpc.ErrorInfo Dapr attaches to its errors, if any."""
     rpc = _rpc_error(error)

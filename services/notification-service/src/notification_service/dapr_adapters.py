@@ -12,7 +12,7 @@ from dapr.clients.grpc._state import Concurrency, StateOptions
 from dapr.conf import settings as dapr_settings
 
 from dapr_service_kit.secrets import DaprSecretStore
-from dapr_service_kit.state_errors import is_version_conflict, status_of
+from dapr_service_kit.state_errors import describe, is_version_conflict
 from notification_service.ports import EtagMismatch, InfrastructureUnavailable, Versioned
 from notification_service.runtime import Ports
 from notification_service.settings import Settings
@@ -29,7 +29,7 @@ class DaprStateStore:
         try:
             response = await self._client.get_state(self._store, key)
         except grpc.RpcError as error:
-            raise InfrastructureUnavailable(str(status_of(error))) from error
+            raise InfrastructureUnavailable(describe(error)) from error
         return Versioned(response.data, response.etag) if response.data else None
 
     async def get_many(self, keys: Sequence[str]) -> Mapping[str, Versioned]:
@@ -38,7 +38,7 @@ class DaprStateStore:
         try:
             response = await self._client.get_bulk_state(self._store, list(keys), parallelism=8)
         except grpc.RpcError as error:
-            raise InfrastructureUnavailable(str(status_of(error))) from error
+            raise InfrastructureUnavailable(describe(error)) from error
         found = {}
         for item in response.items:
             if item.error:
@@ -67,7 +67,7 @@ class DaprStateStore:
             )
         except DaprInternalError as error:
             if not is_version_conflict(error):
-                raise InfrastructureUnavailable(str(status_of(error))) from error
+                raise InfrastructureUnavailable(describe(error)) from error
             if first_write and etag is None:
                 # The key exists: our own write, if only its answer was lost.
                 current = await self.get(key)

@@ -16,7 +16,7 @@ from dapr.conf import settings as dapr_settings
 from dapr.proto import api_v1, common_v1
 
 from dapr_service_kit.secrets import DaprSecretStore
-from dapr_service_kit.state_errors import is_version_conflict, status_of
+from dapr_service_kit.state_errors import describe, is_version_conflict, status_of
 from task_api.ports import EtagMismatch, InfrastructureUnavailable, Versioned
 from task_api.runtime import Ports
 from task_api.settings import Settings
@@ -39,7 +39,7 @@ async def _call(operation: Awaitable[T]) -> T:
     try:
         return await operation
     except (grpc.RpcError, DaprInternalError) as error:
-        raise InfrastructureUnavailable(str(status_of(error))) from error
+        raise InfrastructureUnavailable(describe(error)) from error
 
 
 class DaprStateStore:
@@ -86,7 +86,7 @@ class DaprStateStore:
             )
         except DaprInternalError as error:
             if not is_version_conflict(error):
-                raise InfrastructureUnavailable(str(status_of(error))) from error
+                raise InfrastructureUnavailable(describe(error)) from error
             if first_write and etag is None:
                 # The key exists: our own write, if only its answer was lost.
                 current = await self.get(key)
@@ -101,7 +101,7 @@ class DaprStateStore:
             status = status_of(error)
             if etag is not None and status == grpc.StatusCode.ABORTED:
                 raise EtagMismatch(key) from error
-            raise InfrastructureUnavailable(str(status)) from error
+            raise InfrastructureUnavailable(describe(error)) from error
 
     async def save_with_event(
         self,
@@ -131,6 +131,13 @@ class DaprStateStore:
                 key=key,
                 value=data,
                 etag=common_v1.Etag(value=etag) if etag is not None else None,
+                # Without an ETag, only a first write (stores other than state.redis
+                # honour this inside a transaction).
+                options=None
+                if etag is not None
+                else common_v1.StateOptions(
+                    concurrency=common_v1.StateOptions.CONCURRENCY_FIRST_WRITE
+                ),
                 metadata=task_metadata,
             ),
         )

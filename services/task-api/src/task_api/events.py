@@ -38,4 +38,6 @@ async def on_task_completed(request: Request) -> dict[str, str]:
     except InfrastructureUnavailable as error:
         logger.warning("notify for task %s failed (%s): will be redelivered", event.task_id, error)
         return RETRY
+    # The end of this completion's retries: the sidecar acknowledges it now.
+    logger.info("notify for task %s delivered", event.task_id)
     return SUCCESS

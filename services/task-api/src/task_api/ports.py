@@ -62,7 +62,10 @@ class StateStore(Protocol):
         event: TaskEvent,
         ttl_seconds: int | None = None,
     ) -> None:
-        """Write `data` and publish `event` if, and only if, the write commits."""
+        """Write `data` and publish `event` if, and only if, the write commits. With
+        `etag`, only over that version; without, only if the key is absent where the
+        store honours first-write in a transaction (state.redis does not: there the
+        caller must be the key's only writer)."""
         ...
 
     async def ping(self) -> None:

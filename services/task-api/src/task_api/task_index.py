@@ -13,6 +13,11 @@ only as many pages as its result needs; a delete rewrites the one page its entry
 (the task record keeps the sequence number). Writers only fill a page after the head
 names it, so a reader that reads the head first sees every entry added before.
 
+A sealed page (full, no longer the head) whose entries have all been removed names the
+next page below that still may hold entries, so a scan passes a run of emptied pages
+(old tasks deleted in bulk, say) in one read instead of one read per page. Such a page
+never changes again: its slots are never reused.
+
 An entry is added *before* its task is committed and removed *after* its task is
 deleted, so the index is always a superset of the live tasks: a task whose create
 returned 201 is always listed, and readers skip entries whose task is missing, deleted,
@@ -22,13 +27,16 @@ leaves such a stray entry).
 
 import asyncio
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
-from task_api.conditional import update_key
-from task_api.ports import StateStore, Versioned
+from task_api.conditional import TooMuchContention, update_key
+from task_api.ports import InfrastructureUnavailable, StateStore, Versioned
+
+logger = logging.getLogger(__name__)
 
 # Both are part of the stored format: changing either moves entries to other keys.
 SHARD_COUNT = 16
@@ -72,16 +80,30 @@ class _Page:
     used: int = 0
     # slot -> [task id, creation time in microseconds]
     slots: dict[str, list[str | int]] = field(default_factory=dict)
+    # On an emptied sealed page: the next page below that may hold entries (-1: none).
+    below_empty: int | None = None
 
     @classmethod
     def decode(cls, data: bytes | None) -> "_Page":
         if not data:
             return cls()
         raw = json.loads(data)
-        return cls(used=raw["n"], slots=raw["e"])
+        return cls(used=raw["n"], slots=raw["e"], below_empty=raw.get("to"))
 
     def encode(self) -> bytes:
-        return json.dumps({"n": self.used, "e": self.slots}, separators=(",", ":")).encode()
+        raw: dict[str, object] = {"n": self.used, "e": self.slots}
+        if self.below_empty is not None:
+            raw["to"] = self.below_empty
+        return json.dumps(raw, separators=(",", ":")).encode()
+
+    @property
+    def emptied(self) -> bool:
+        """Sealed with every entry removed: it never holds an entry again."""
+        return self.used >= PAGE_SIZE and not self.slots
+
+    def next_to_read(self, page: int) -> int:
+        """The page a scan reads after this one (page `page`)."""
+        return self.below_empty if self.emptied and self.below_empty is not None else page - 1
 
     def pending(self, shard: int, page: int, below: int) -> list["_Pending"]:
         """The page's entries with a sequence number under `below`, highest first."""
@@ -223,6 +245,34 @@ class TaskIndex:
             if written is not None and open_page is not None:
                 # The next add here starts from this version, not a stale one.
                 self._remember(shard, page, replaced, written)
+        if written is not None and _Page.decode(written).emptied:
+            try:
+                await self._link_past(shard, page)
+            except (InfrastructureUnavailable, TooMuchContention) as error:
+                # Only a shortcut for scans: without it they read the empty page.
+                logger.warning("index page %s left unlinked (%s)", page_key(shard, page), error)
+
+    async def _link_past(self, shard: int, page: int) -> None:
+        """Make an emptied page name the next page below it that may hold entries.
+        Pages below that were emptied already link further down, so deleting the
+        oldest tasks first (the usual order) leaves one hop however many pages."""
+        target = page - 1
+        if target >= 0:
+            below = await self._state.get(page_key(shard, target))
+            below_page = _Page.decode(below.data if below else None)
+            if below_page.emptied:
+                target = below_page.next_to_read(target)
+        if target == page - 1:
+            return  # nothing to skip: a scan reads that page next anyway
+
+        def link(data: bytes | None) -> bytes | None:
+            current = _Page.decode(data)
+            if not current.emptied or current.below_empty is not None:
+                return None
+            current.below_empty = target
+            return current.encode()
+
+        await update_key(self._state, page_key(shard, page), link)
 
     async def scan(self, below: Sequence[int] | None, *, max_reads: int) -> "IndexScan":
         """Entries newest first, reading at most `max_reads` batches of pages. `below`
@@ -307,8 +357,8 @@ class IndexScan:
                 # scan began: a later page of the same listing must not show them.
                 self._below[s] = min(self._below[s], page * PAGE_SIZE + content.used)
                 self._pending[s] = content.pending(s, page, self._below[s])
+                self._next_page[s] = content.next_to_read(page)
                 if not self._pending[s]:
-                    # Nothing left at or above this page: a stalled scan's cursor moves
-                    # past it, so that the next request does not read it again.
-                    self._below[s] = page * PAGE_SIZE
-                self._next_page[s] = page - 1
+                    # Nothing left at or above the next page to read: a stalled scan's
+                    # cursor moves past, so that the next request does not read it again.
+                    self._below[s] = (self._next_page[s] + 1) * PAGE_SIZE

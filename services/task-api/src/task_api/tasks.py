@@ -134,16 +134,26 @@ class TaskService:
             created_at=now,
             updated_at=now,
         )
-        if idempotency_key is not None:
-            task = await self._claim_idempotency_key(idempotency_key, request, task)
+        if idempotency_key is None:
+            # A new id: no other request can know it, so nothing can race this write.
+            return await self._commit_new(task, now)
+        task = await self._claim_idempotency_key(idempotency_key, request, task)
+        # Requests with the same key share the id: the first to hold the task's lease
+        # commits it, the others find it. Without the lease two could both find it
+        # absent and commit, and the later commit would undo a delete in between
+        # (state.redis applies an etag-less write in a transaction whatever is stored).
+        async with task_lease(self._state, task.id):
             stored = await self._state.get(task_key(task.id))
-            if stored is not None:
-                # Created by the first request; a tombstone means deleted since, and a
-                # retry must not bring it back (the tombstone outlives the key).
-                existing = TaskRecord.from_bytes(stored.data)
-                if existing.deleted_at is not None:
-                    raise TaskGone(str(task.id))
-                return existing
+            if stored is None:
+                return await self._commit_new(task, now)
+        # Created by the first request; a tombstone means deleted since, and a retry
+        # must not bring it back (the tombstone outlives the key).
+        existing = TaskRecord.from_bytes(stored.data)
+        if existing.deleted_at is not None:
+            raise TaskGone(str(task.id))
+        return existing
+
+    async def _commit_new(self, task: Task, now: datetime) -> TaskRecord:
         # Index first: a task is never committed without being listable.
         record = created_record(task, await self._index.add(task.id, task.created_at))
         await self._state.save_with_event(
