@@ -34,8 +34,9 @@ soak: ## minutes of mixed traffic on the real stack, then an audit (SOAK_SECONDS
 	@source scripts/bootstrap.sh && "$$UV" run --frozen python bench/soak.py \
 	  --seconds $(or $(SOAK_SECONDS),180) --clients $(or $(SOAK_CLIENTS),16)
 
-bench: ## task-api under wrk load vs its sidecar's own ceiling; writes bench/results/
-	@source scripts/bootstrap.sh && scripts/ensure-wrk.sh && "$$UV" run --frozen python bench/run.py
+bench: ## task-api under wrk load vs its sidecar's ceiling, then event lag under sustained load; writes bench/results/
+	@source scripts/bootstrap.sh && scripts/ensure-wrk.sh && "$$UV" run --frozen python bench/run.py \
+	  && "$$UV" run --frozen python bench/event_lag.py --seconds $(or $(LAG_SECONDS),60)
 
 e2e-compose: ## the real docker-compose.yml in a real Docker engine, tested from outside (root)
 	@scripts/e2e-compose.sh

@@ -98,7 +98,7 @@ kubectl_ns="$K8S_BIN/kubectl -n task-platform"
 TASK_PLATFORM_STACK=external \
   TASK_API_URL=http://127.0.0.1:8000 NOTIFICATION_URL=http://127.0.0.1:8001 \
   TASK_API_KEY=dev-task-api-key \
-  TASK_PLATFORM_APP_LOGS="$kubectl_ns logs deploy/{app} -c {app}" \
+  TASK_PLATFORM_APP_LOGS="$kubectl_ns logs -l app.kubernetes.io/name={app} -c {app} --tail=-1" \
   TASK_PLATFORM_APP_EXEC="$kubectl_ns exec -i deploy/{app} -c {app} --" \
   TASK_PLATFORM_TILT_DIR=$work/repo KUBECTL=$K8S_BIN/kubectl \
   "$UV" run --frozen pytest -p no:cacheprovider -s \

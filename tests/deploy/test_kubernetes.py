@@ -153,14 +153,19 @@ def test_nobody_may_invoke_task_api(k8s_objects: list[dict[str, Any]]) -> None:
     assert not access.get("policies")
 
 
-def test_only_task_api_may_invoke_and_only_notify(k8s_objects: list[dict[str, Any]]) -> None:
+def test_only_task_api_may_invoke_and_only_its_two_methods(
+    k8s_objects: list[dict[str, Any]],
+) -> None:
     # Enforced by the called app's sidecar: notification-service's Configuration.
     access = app_configuration(k8s_objects, "notification-service")["spec"]["accessControl"]
     assert access["defaultAction"] == "deny"
     [policy] = access["policies"]
     assert policy["appId"] == "task-api"
     assert policy["defaultAction"] == "deny"
-    assert policy["operations"] == [{"name": "/notify", "httpVerb": ["POST"], "action": "allow"}]
+    assert policy["operations"] == [
+        {"name": "/notify", "httpVerb": ["POST"], "action": "allow"},
+        {"name": "/pipeline/lag", "httpVerb": ["GET"], "action": "allow"},
+    ]
 
 
 @pytest.mark.parametrize("app", APPS)

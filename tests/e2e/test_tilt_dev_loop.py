@@ -1,6 +1,7 @@
 """The Kubernetes dev loop as a developer lives it, under `make e2e-k8s`: `tilt up` of the
-project's own Tiltfile on a real cluster, the pods 2/2, notifications in `kubectl logs`,
-a source edit served by the running pod without a rebuild, a dependency edit rebuilt.
+project's own Tiltfile on a real cluster, two replicas of each app 2/2, notifications in
+`kubectl logs`, a source edit served by the running pods without a rebuild, a
+dependency edit rebuilt.
 
 scripts/e2e-k8s.sh runs Tilt in a copy of the repository (the edits below never touch a
 developer's files) and passes:
@@ -47,10 +48,14 @@ def ready_containers(pod: dict[str, Any]) -> tuple[int, int]:
     return sum(1 for s in statuses if s["ready"]), len(pod["spec"]["containers"])
 
 
-def the_running_pod(app: str) -> dict[str, Any] | None:
+REPLICAS = 2
+
+
+def the_running_pods(app: str) -> list[dict[str, Any]] | None:
+    """The app's replicas, once there are as many as k8s/ asks for and each is 2/2."""
     pods = app_pods(app)
-    if len(pods) == 1 and ready_containers(pods[0]) == (2, 2):
-        return pods[0]
+    if len(pods) == REPLICAS and all(ready_containers(p) == (2, 2) for p in pods):
+        return sorted(pods, key=lambda p: str(p["metadata"]["uid"]))
     return None
 
 
@@ -85,32 +90,40 @@ def edit(path: Path, old: str, new: str) -> None:
 
 
 @pytest.mark.parametrize("app", APPS)
-def test_each_app_runs_beside_its_injected_sidecar(app: str) -> None:
-    pod = the_running_pod(app)
-    assert pod is not None, [(p["metadata"]["name"], ready_containers(p)) for p in app_pods(app)]
-    names = {c["name"] for c in pod["spec"]["containers"]}
-    assert names == {app, "daprd"}
-    ready_at = next(c for c in pod["status"]["conditions"] if c["type"] == "Ready")
-    took = seconds_between(pod["metadata"]["creationTimestamp"], ready_at["lastTransitionTime"])
-    print(f"{app}: pod created to 2/2 in {took:.0f} s")
+def test_each_replica_runs_beside_its_injected_sidecar(app: str) -> None:
+    pods = the_running_pods(app)
+    assert pods is not None, [(p["metadata"]["name"], ready_containers(p)) for p in app_pods(app)]
+    for pod in pods:
+        names = {c["name"] for c in pod["spec"]["containers"]}
+        assert names == {app, "daprd"}
+        ready_at = next(c for c in pod["status"]["conditions"] if c["type"] == "Ready")
+        took = seconds_between(
+            pod["metadata"]["creationTimestamp"], ready_at["lastTransitionTime"]
+        )
+        print(f"{pod['metadata']['name']}: pod created to 2/2 in {took:.0f} s")
 
 
-def test_a_created_task_shows_up_in_notification_service_kubectl_logs() -> None:
-    title = f"Seen in kubectl logs {uuid4()}"
+def test_created_tasks_show_up_once_in_notification_service_kubectl_logs() -> None:
+    """As the README says to watch them: the logs of every replica (-l), each event in
+    exactly one of them."""
     with api() as client:
-        created = client.post("/tasks", json={"title": title})
-    assert created.status_code == 201, created.text
-    task_id = created.json()["id"]
+        created = [client.post("/tasks", json={"title": f"Seen {uuid4()}"}) for _ in range(10)]
+    assert all(c.status_code == 201 for c in created), [c.text for c in created]
+    lines = [f"ACTIVITY task.created task={c.json()['id']}" for c in created]
 
-    def logged() -> bool:
-        log = kubectl("logs", "deploy/notification-service", "-c", "notification-service")
-        return f"ACTIVITY task.created task={task_id}" in log
+    def logs() -> str:
+        return kubectl(
+            "logs", "-l", "app.kubernetes.io/name=notification-service",
+            "-c", "notification-service", "--tail=-1", "--prefix",
+        )  # fmt: skip
 
-    wait_until(logged, timeout=30, what="the ACTIVITY line in kubectl logs")
+    wait_until(lambda: all(line in logs() for line in lines), timeout=30, what="the lines")
+    log = logs()
+    assert all(log.count(line) == 1 for line in lines)
 
 
-def test_a_source_edit_is_served_by_the_running_pod_without_a_rebuild() -> None:
-    before = the_running_pod("task-api")
+def test_a_source_edit_is_served_by_the_running_pods_without_a_rebuild() -> None:
+    before = the_running_pods("task-api")
     assert before is not None
     marker = f"live update {uuid4()}"
     source = Path(os.environ["TASK_PLATFORM_TILT_DIR"]) / "services/task-api/src/task_api/main.py"
@@ -118,23 +131,28 @@ def test_a_source_edit_is_served_by_the_running_pod_without_a_rebuild() -> None:
     edit(source, 'summary="Tasks on Dapr state, pub/sub and secrets"', f'summary="{marker}"')
     wait_until(lambda: openapi_summary() == marker, timeout=30, what="the edit to be served")
     print(f"live update: edit to served in {time.monotonic() - started:.1f} s")
-    after = the_running_pod("task-api")
+    after = the_running_pods("task-api")
     assert after is not None
-    assert after["metadata"]["uid"] == before["metadata"]["uid"], "the pod was replaced"
-    assert app_image(after, "task-api") == app_image(before, "task-api"), "the image was rebuilt"
+    assert [p["metadata"]["uid"] for p in after] == [p["metadata"]["uid"] for p in before], (
+        "a pod was replaced"
+    )
+    assert {app_image(p, "task-api") for p in after} == {app_image(before[0], "task-api")}, (
+        "the image was rebuilt"
+    )
 
 
 def test_a_dependency_edit_rebuilds_the_image() -> None:
-    before = the_running_pod("task-api")
+    before = the_running_pods("task-api")
     assert before is not None
     manifest = Path(os.environ["TASK_PLATFORM_TILT_DIR"]) / "services/task-api/pyproject.toml"
     started = time.monotonic()
     manifest.write_text(manifest.read_text() + "\n# touched by make e2e-k8s\n")
 
     def rebuilt() -> bool:
-        pod = the_running_pod("task-api")
-        return pod is not None and app_image(pod, "task-api") != app_image(before, "task-api")
+        pods = the_running_pods("task-api")
+        old_image = app_image(before[0], "task-api")
+        return pods is not None and all(app_image(p, "task-api") != old_image for p in pods)
 
-    wait_until(rebuilt, timeout=600, what="a new task-api image to run 2/2", interval=2)
+    wait_until(rebuilt, timeout=600, what="the new task-api image to run 2/2", interval=2)
     print(f"dependency edit to a rebuilt pod 2/2 in {time.monotonic() - started:.0f} s")
     wait_until(lambda: openapi_summary() is not None, timeout=60, what="task-api to answer")

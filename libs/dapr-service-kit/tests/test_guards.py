@@ -7,6 +7,7 @@ from fastapi.testclient import TestClient
 from dapr_service_kit.api_key import ApiKeyGuard, KeyPolicy, document_api_key
 from dapr_service_kit.secrets import wait_for_secret
 from dapr_service_kit.sidecar_auth import FromSidecar
+from dapr_service_kit.state_store import InfrastructureUnavailable
 
 TOKEN = "token"
 POLICY = KeyPolicy(sidecar_paths=frozenset({"/notify"}))
@@ -60,18 +61,14 @@ def test_the_openapi_document_marks_exactly_the_protected_operations() -> None:
     assert "security" not in paths["/notify"]["post"]
 
 
-class Unavailable(Exception):
-    pass
-
-
 async def test_a_secret_store_that_never_answers_is_reported() -> None:
     calls = 0
 
     async def get_secret(_: str) -> str:
         nonlocal calls
         calls += 1
-        raise Unavailable
+        raise InfrastructureUnavailable("secret store down")
 
-    with pytest.raises(Unavailable):
-        await wait_for_secret(get_secret, "k", unavailable=Unavailable, wait_seconds=0)
+    with pytest.raises(InfrastructureUnavailable):
+        await wait_for_secret(get_secret, "k", wait_seconds=0)
     assert calls == 1

@@ -48,6 +48,7 @@ class MemoryState:
     deliveries interleave between their read and their write."""
 
     items: dict[str, Versioned] = field(default_factory=dict)
+    etags_count_writes: bool = True
     down: bool = False
     secrets: MemorySecrets = field(default_factory=MemorySecrets)
 

@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -113,6 +114,85 @@ async def test_concurrent_deliveries_of_one_replica_do_not_collide_on_a_shard() 
     assert all(outcomes)
     assert state.shard_conflicts == 0
     assert len(await log.recent(100)) == 64
+
+
+class CountingCalls(InterleavingState):
+    """Counts reads and writes per kind of key."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: Counter[str] = Counter()
+
+    @staticmethod
+    def _kind(key: str) -> str:
+        return "shard" if key.startswith("notifications:recent:") else "claim"
+
+    async def get(self, key: str) -> Versioned | None:
+        self.calls[f"get {self._kind(key)}"] += 1
+        return await super().get(key)
+
+    async def save(self, key: str, data: bytes, **kwargs: Any) -> None:
+        self.calls[f"save {self._kind(key)}"] += 1
+        await super().save(key, data, **kwargs)
+
+
+async def test_concurrent_deliveries_list_their_entries_in_shared_writes() -> None:
+    """Each delivery used to read and rewrite its shard on its own: under load, one
+    read and one write of a whole shard per event."""
+    state = CountingCalls()
+    log = make_log(state, capacity=1000)
+    outcomes = await asyncio.gather(*(record(log, f"e{i}") for i in range(64)))
+    assert all(outcomes)
+    assert state.calls["save shard"] <= 2 * RECENT_SHARDS
+    assert sorted(n.event_id for n in await log.recent(100)) == sorted(f"e{i}" for i in range(64))
+
+
+async def test_a_batch_that_fails_fails_every_delivery_in_it() -> None:
+    state = CountingCalls()
+    log = make_log(state, capacity=1000)
+    original = state.save
+
+    async def shard_down(key: str, data: bytes, **kwargs: Any) -> None:
+        if key.startswith("notifications:recent:"):
+            raise InfrastructureUnavailable("down (fake)")
+        await original(key, data, **kwargs)
+
+    state.save = shard_down  # type: ignore[method-assign]
+    outcomes = await asyncio.gather(
+        *(record(log, f"e{i}") for i in range(16)), return_exceptions=True
+    )
+    assert all(isinstance(o, InfrastructureUnavailable) for o in outcomes)
+    state.save = original  # type: ignore[method-assign]
+    # Nothing was logged or marked: each redelivery records its event.
+    assert all(await asyncio.gather(*(record(log, f"e{i}") for i in range(16))))
+
+
+async def test_marking_a_claim_logged_does_not_read_it_back_on_a_counting_store() -> None:
+    state = CountingCalls()
+    log = make_log(state)
+    assert await record(log, "e1") is True
+    assert state.calls["get claim"] == 0
+    assert state.calls["save claim"] == 2  # the claim, then the claim marked logged
+    assert await record(log, "e1") is False  # marked: a duplicate
+
+
+async def test_a_claim_taken_over_meanwhile_is_not_marked_by_the_first_attempt() -> None:
+    state = CountingCalls()
+    log = make_log(state)
+    original = state.save
+    claim = claim_key(NotificationKind.NOTIFY, "e1")
+
+    async def taken_over_before_the_mark(key: str, data: bytes, **kwargs: Any) -> None:
+        if key == claim and kwargs.get("etag") is not None:
+            # Another attempt took the claim over (a write of its own) just before.
+            stored = state.items[key]
+            await original(key, stored.data, etag=stored.etag)
+        await original(key, data, **kwargs)
+
+    state.save = taken_over_before_the_mark  # type: ignore[method-assign]
+    assert await record(log, "e1") is True
+    state.save = original  # type: ignore[method-assign]
+    assert Claim.model_validate_json(state.items[claim].data).logged is False
 
 
 @dataclass

@@ -136,11 +136,17 @@ class MemorySecrets:
 class RecordingNotifications:
     sent: list[TaskEvent] = field(default_factory=list)
     failing: bool = False
+    lag_seconds: float = 0.0
 
     async def notify(self, event: TaskEvent) -> None:
         if self.failing:
             raise InfrastructureUnavailable("notification-service is down (fake)")
         self.sent.append(event)
+
+    async def event_lag_seconds(self) -> float:
+        if self.failing:
+            raise InfrastructureUnavailable("notification-service is down (fake)")
+        return self.lag_seconds
 
 
 @dataclass

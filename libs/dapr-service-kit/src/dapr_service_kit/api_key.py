@@ -56,7 +56,7 @@ def runtime_api_key(scope: Scope) -> bytes:
     return key
 
 
-def _route_path(scope: Scope) -> str:
+def route_path(scope: Scope) -> str:
     """The path the router matches: behind a prefix (uvicorn --root-path, a mount) the
     request's path carries the prefix, the route's does not."""
     path: str = scope["path"]
@@ -71,7 +71,7 @@ class ApiKeyGuard:
         self._policy = policy
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self._policy.protects(_route_path(scope)):
+        if scope["type"] == "http" and self._policy.protects(route_path(scope)):
             given = next((value for name, value in scope["headers"] if name == HEADER), None)
             # Constant-time comparison, so response timing does not reveal a key's prefix.
             if given is None or not hmac.compare_digest(given, self._expected(scope)):

@@ -1,11 +1,14 @@
 """The JSON error answer of the plain ASGI guards, sent before any route runs."""
 
 import json
+from collections.abc import Sequence
 
 from starlette.types import Send
 
 
-async def refuse(send: Send, status: int, detail: str) -> None:
+async def refuse(
+    send: Send, status: int, detail: str, headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
     body = json.dumps({"detail": detail}).encode()
     await send(
         {
@@ -14,6 +17,7 @@ async def refuse(send: Send, status: int, detail: str) -> None:
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
+                *headers,
             ],
         }
     )

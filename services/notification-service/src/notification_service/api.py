@@ -1,11 +1,17 @@
-"""notification-service's own routes: the `notify` method and the notification feed."""
+"""notification-service's own routes: the `notify` and `pipeline/lag` methods (task-api
+invokes them) and the notification feed."""
 
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
 from dapr_service_kit.sidecar_auth import FromSidecar
-from notification_service.models import NotificationKind, NotificationPage, NotifyResult
+from notification_service.models import (
+    NotificationKind,
+    NotificationPage,
+    NotifyResult,
+    PipelineLag,
+)
 from notification_service.runtime import Runtime, provide_runtime
 from task_contracts import NotifyRequest
 
@@ -37,6 +43,17 @@ async def notify(body: NotifyRequest, runtime: RuntimeDep) -> NotifyResult:
         priority=event.priority,
     )
     return NotifyResult(status="notified" if new else "duplicate")
+
+
+@router.get(
+    "/pipeline/lag",
+    response_model=PipelineLag,
+    dependencies=[FromSidecar],
+    responses={401: {"description": "Not called through the Dapr sidecar"}},
+)
+async def pipeline_lag(runtime: RuntimeDep) -> PipelineLag:
+    """Invoked by task-api, which refuses writes while the events fall behind."""
+    return PipelineLag(lag_seconds=round(runtime.lag.seconds(), 3))
 
 
 @router.get("/notifications", response_model=NotificationPage)

@@ -68,8 +68,9 @@ async def on_task_event(request: Request) -> dict[str, str]:
             event.schema_version,
             "event schema version %s is newer than this service knows; reading known fields",
         )
+    runtime = get_runtime(request)
     try:
-        await get_runtime(request).notifications.record(
+        await runtime.notifications.record(
             NotificationKind.ACTIVITY,
             event_id=str(event.event_id),
             event_type=event.event_type.value,
@@ -80,6 +81,7 @@ async def on_task_event(request: Request) -> dict[str, str]:
     except (InfrastructureUnavailable, TooMuchContention) as error:
         logger.warning("could not record event %s (%s): will be redelivered", event.event_id, error)
         return RETRY
+    runtime.lag.observe(event.timestamp)
     return SUCCESS
 
 

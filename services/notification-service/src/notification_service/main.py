@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from dapr_service_kit.api_key import ApiKeyGuard, KeyPolicy, document_api_key, runtime_api_key
 from dapr_service_kit.secrets import wait_for_secret
 from notification_service import api, events, health
+from notification_service.lag import LagMeter
 from notification_service.notification_log import NotificationLog, TooMuchContention
 from notification_service.ports import InfrastructureUnavailable
 from notification_service.runtime import Connector, Runtime
@@ -18,9 +19,9 @@ from notification_service.settings import Settings
 logger = logging.getLogger(__name__)
 
 # The feed carries task titles, ids and priorities: it takes task-api's key. Open: the
-# probes and the API's description; `notify` and the subscriptions under /events are
-# the sidecar's, checked against its app token.
-KEY_POLICY = KeyPolicy(sidecar_paths=frozenset({"/notify"}))
+# probes and the API's description; `notify`, `pipeline/lag` and the subscriptions under
+# /events are the sidecar's, checked against its app token.
+KEY_POLICY = KeyPolicy(sidecar_paths=frozenset({"/notify", "/pipeline/lag"}))
 
 
 def create_app(settings: Settings | None = None, connect: Connector | None = None) -> FastAPI:
@@ -39,8 +40,8 @@ def create_app(settings: Settings | None = None, connect: Connector | None = Non
                 api_key=await wait_for_secret(
                     ports.secrets.get_secret,
                     settings.api_key_secret,
-                    unavailable=InfrastructureUnavailable,
                 ),
+                lag=LagMeter(),
                 notifications=NotificationLog(
                     state,
                     capacity=settings.recent_capacity,

@@ -35,3 +35,10 @@ class NotificationPage(BaseModel):
 
 class NotifyResult(BaseModel):
     status: Annotated[str, Field(examples=["notified", "duplicate"])]
+
+
+class PipelineLag(BaseModel):
+    lag_seconds: Annotated[
+        float,
+        Field(description="How old the task events handled in the last seconds were, at most"),
+    ]

@@ -24,11 +24,13 @@ import logging
 import random
 import unicodedata
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
+from dapr_service_kit.state_store import etag_after_write
 from notification_service.models import Notification, NotificationKind
 from notification_service.ports import EtagMismatch, StateStore
 
@@ -145,6 +147,7 @@ class NotificationLog:
         self._writers = {
             recent_shard_key_of(shard): asyncio.Lock() for shard in range(RECENT_SHARDS)
         }
+        self._queued: dict[str, list[_PendingInsert]] = {key: [] for key in self._writers}
         # Claim keys of the deliveries this process is recording now.
         self._in_flight: set[str] = set()
 
@@ -188,6 +191,7 @@ class NotificationLog:
         try:
             await self._save_claim(key, claim, etag=None)
             first = True
+            replaced: str | None = None
         except EtagMismatch:
             stored = await self._state.get(key)
             if stored is None:  # expired between the two calls: a new claim
@@ -206,9 +210,11 @@ class NotificationLog:
             except EtagMismatch:
                 raise DeliveryInProgress(key) from None
             first = False
+            replaced = stored.etag
         await self._insert(claim.notification, may_be_evicted=not first)
         logger.info(claim.notification.message)
-        await self._mark_logged(key, claim)
+        held_etag = etag_after_write(replaced) if self._state.etags_count_writes else None
+        await self._mark_logged(key, claim, held_etag)
         return True
 
     async def _save_claim(self, key: str, claim: Claim, *, etag: str | None) -> None:
@@ -220,13 +226,18 @@ class NotificationLog:
             ttl_seconds=self._dedupe_ttl,
         )
 
-    async def _mark_logged(self, key: str, claim: Claim) -> None:
-        stored = await self._state.get(key)
-        if stored is None or _claim_from(stored.data).taken_at != claim.taken_at:
-            return  # expired, or taken over meanwhile: the other attempt marks it
+    async def _mark_logged(self, key: str, claim: Claim, held_etag: str | None) -> None:
+        """Mark the claim logged if it is still the one this attempt wrote (`held_etag`:
+        that version, when the store's ETags tell it; else read it back)."""
+        if held_etag is None:
+            stored = await self._state.get(key)
+            if stored is None or _claim_from(stored.data).taken_at != claim.taken_at:
+                return  # expired, or taken over meanwhile: the other attempt marks it
+            held_etag = stored.etag
         logged = claim.model_copy(update={"logged": True})
+        # A mismatch: taken over (or expired and claimed again) since; not ours to mark.
         with contextlib.suppress(EtagMismatch):
-            await self._save_claim(key, logged, etag=stored.etag)
+            await self._save_claim(key, logged, etag=held_etag)
 
     async def recent(self, limit: int) -> list[Notification]:
         shards = await self._state.get_many(
@@ -243,31 +254,62 @@ class NotificationLog:
         return [_claim_from(r.data).notification for r in found if r is not None]
 
     async def _insert(self, notification: Notification, *, may_be_evicted: bool) -> bool:
+        """List the notification in its recent shard; False if it was there already or
+        too old to keep. Inserts waiting for the same shard are written together: one
+        read and one write for all of them (under load, dozens)."""
         key = recent_shard_key(notification.kind, notification.event_id)
-        entry = RecentEntry(
-            kind=notification.kind,
-            event_id=notification.event_id,
-            received_at=notification.received_at,
+        pending = _PendingInsert(
+            RecentEntry(
+                kind=notification.kind,
+                event_id=notification.event_id,
+                received_at=notification.received_at,
+            ),
+            may_be_evicted,
+            asyncio.get_running_loop().create_future(),
         )
+        self._queued[key].append(pending)
         async with self._writers[key]:
-            return await self._insert_entry(key, entry, may_be_evicted=may_be_evicted)
+            if not pending.outcome.done():
+                batch, self._queued[key] = self._queued[key], []
+                try:
+                    outcomes = await self._insert_entries(key, batch)
+                except Exception as error:
+                    for waiting in batch:
+                        waiting.outcome.set_exception(error)
+                except BaseException:
+                    # Cancelled: whoever holds the lock next writes the others.
+                    self._queued[key][:0] = [p for p in batch if p is not pending]
+                    raise
+                else:
+                    for waiting, outcome in zip(batch, outcomes, strict=True):
+                        waiting.outcome.set_result(outcome)
+        return pending.outcome.result()
 
-    async def _insert_entry(self, key: str, entry: RecentEntry, *, may_be_evicted: bool) -> bool:
+    async def _insert_entries(self, key: str, batch: list["_PendingInsert"]) -> list[bool]:
         capacity = max(1, self._capacity // RECENT_SHARDS)
         for attempt in range(MAX_ATTEMPTS):
             stored = await self._state.get(key)
             entries = _recent_entries.validate_json(stored.data) if stored else []
-            if any(e.kind == entry.kind and e.event_id == entry.event_id for e in entries):
-                return False
-            if (
-                may_be_evicted
-                and len(entries) >= capacity
-                and entry.received_at < entries[-1].received_at
-            ):
-                return False
-            entries.append(entry)
-            entries.sort(key=lambda e: e.received_at, reverse=True)
-            data = _recent_entries.dump_json(entries[:capacity])
+            listed = {(e.kind, e.event_id) for e in entries}
+            outcomes = []
+            for pending in batch:
+                entry = pending.entry
+                outcomes.append(
+                    (entry.kind, entry.event_id) not in listed
+                    and not (
+                        pending.may_be_evicted
+                        and len(entries) >= capacity
+                        and entry.received_at < entries[-1].received_at
+                    )
+                )
+                if outcomes[-1]:
+                    listed.add((entry.kind, entry.event_id))
+                    entries.append(entry)
+                    entries.sort(key=lambda e: e.received_at, reverse=True)
+                    del entries[capacity:]
+            if not any(outcomes):
+                return outcomes
+            data = _recent_entries.dump_json(entries)
             try:
                 if stored is None:
                     await self._state.save(key, data, etag=None, first_write=True)
@@ -276,8 +318,15 @@ class NotificationLog:
             except EtagMismatch:
                 await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # noqa: S311
                 continue
-            return True
+            return outcomes
         raise TooMuchContention(key)
+
+
+@dataclass(frozen=True, slots=True)
+class _PendingInsert:
+    entry: RecentEntry
+    may_be_evicted: bool
+    outcome: "asyncio.Future[bool]"
 
 
 class TooMuchContention(Exception):

@@ -2,25 +2,18 @@
 sidecar, unit tests on memory."""
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
+from dapr_service_kit.state_store import EtagMismatch, InfrastructureUnavailable, Versioned
 
-class InfrastructureUnavailable(Exception):
-    """The sidecar or the store behind it did not answer: the caller may retry later."""
-
-
-class EtagMismatch(Exception):
-    """A conditional write lost: the stored version is not the one the write expected."""
-
-
-@dataclass(frozen=True, slots=True)
-class Versioned:
-    data: bytes
-    etag: str
+__all__ = ["EtagMismatch", "InfrastructureUnavailable", "SecretStore", "StateStore", "Versioned"]
 
 
 class StateStore(Protocol):
+    # Whether a write turns ETag n into n + 1 (state.redis counts versions), so that a
+    # writer knows the new ETag without reading the key again.
+    etags_count_writes: bool
+
     async def get(self, key: str) -> Versioned | None: ...
 
     async def get_many(self, keys: Sequence[str]) -> Mapping[str, Versioned]:

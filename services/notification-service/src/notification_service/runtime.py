@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from notification_service.lag import LagMeter
 from notification_service.notification_log import NotificationLog
 from notification_service.ports import SecretStore, StateStore
 from notification_service.settings import Settings
@@ -25,6 +26,7 @@ Connector = Callable[[Settings], AbstractAsyncContextManager[Ports]]
 class Runtime:
     state: StateStore
     notifications: NotificationLog
+    lag: LagMeter
     # GET /notifications shows task titles: it needs task-api's key (dapr_service_kit's
     # ApiKeyGuard compares it).
     api_key: bytes

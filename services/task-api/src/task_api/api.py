@@ -25,7 +25,10 @@ _errors: dict[int | str, dict[str, object]] = {
         413: "Request body too large",
         415: "Request body that is not application/json",
         422: "Invalid input (the field is named), or an Idempotency-Key reused with another body",
-        503: "The sidecar or the state store is unavailable (see Retry-After)",
+        503: (
+            "The sidecar or the state store is unavailable, or (writes) notifications"
+            " trail the writes by more than the bound (see Retry-After)"
+        ),
     }.items()
 }
 

@@ -1,5 +1,6 @@
 """The task-api ASGI app: `uvicorn task_api.main:app`."""
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -9,12 +10,13 @@ from fastapi import FastAPI
 from dapr_service_kit.api_key import ApiKeyGuard, KeyPolicy, document_api_key, runtime_api_key
 from dapr_service_kit.secrets import wait_for_secret
 from task_api import api, events, health
+from task_api.backpressure import WriteLimiter
 from task_api.body_guard import JsonBodyGuard
 from task_api.http_errors import install_error_handlers
-from task_api.ports import InfrastructureUnavailable
 from task_api.runtime import Connector, Runtime
 from task_api.settings import Settings
 from task_api.tasks import TaskService
+from task_api.write_gate import WriteGate, runtime_limiter
 
 logger = logging.getLogger(__name__)
 
@@ -33,13 +35,19 @@ def create_app(settings: Settings | None = None, connect: Connector | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with connect(settings) as ports:
+            limiter = None
+            if settings.event_lag_target_seconds > 0:
+                limiter = WriteLimiter(
+                    ports.notifications.event_lag_seconds,
+                    target_seconds=settings.event_lag_target_seconds,
+                    poll_seconds=settings.event_lag_poll_seconds,
+                )
             app.state.runtime = Runtime(
                 tasks=TaskService(
                     ports.state,
                     cursor_key=await wait_for_secret(
                         ports.secrets.get_secret,
                         settings.cursor_key_secret,
-                        unavailable=InfrastructureUnavailable,
                     ),
                 ),
                 state=ports.state,
@@ -47,11 +55,17 @@ def create_app(settings: Settings | None = None, connect: Connector | None = Non
                 api_key=await wait_for_secret(
                     ports.secrets.get_secret,
                     settings.api_key_secret,
-                    unavailable=InfrastructureUnavailable,
                 ),
+                write_limiter=limiter,
             )
             logger.info("task-api ready: API key and cursor key loaded from the secret store")
-            yield
+            watcher = asyncio.create_task(limiter.watch()) if limiter else None
+            try:
+                yield
+            finally:
+                if watcher:
+                    watcher.cancel()
+                    await asyncio.wait([watcher], timeout=5)
 
     app = FastAPI(
         title="task-api",
@@ -68,6 +82,7 @@ def create_app(settings: Settings | None = None, connect: Connector | None = Non
     app.include_router(events.router)
     install_error_handlers(app, settings.retry_after_seconds)
     app.add_middleware(JsonBodyGuard, max_bytes=settings.max_body_bytes)
+    app.add_middleware(WriteGate, limiter=runtime_limiter)
     # Added last, so it runs first: no body is looked at for a caller without the key.
     app.add_middleware(ApiKeyGuard, expected=runtime_api_key, policy=KEY_POLICY)
     document_api_key(app, KEY_POLICY)

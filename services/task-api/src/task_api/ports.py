@@ -5,24 +5,19 @@ Nothing here knows about gRPC, Redis or HTTP.
 """
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
+from dapr_service_kit.state_store import EtagMismatch, InfrastructureUnavailable, Versioned
 from task_contracts import TaskEvent
 
-
-class InfrastructureUnavailable(Exception):
-    """The sidecar or the store behind it did not answer: the caller may retry later."""
-
-
-class EtagMismatch(Exception):
-    """A conditional write lost: the stored version is not the one the write expected."""
-
-
-@dataclass(frozen=True, slots=True)
-class Versioned:
-    data: bytes
-    etag: str
+__all__ = [
+    "EtagMismatch",
+    "InfrastructureUnavailable",
+    "NotificationClient",
+    "SecretStore",
+    "StateStore",
+    "Versioned",
+]
 
 
 class StateStore(Protocol):
@@ -80,4 +75,9 @@ class SecretStore(Protocol):
 class NotificationClient(Protocol):
     async def notify(self, event: TaskEvent) -> None:
         """Deliver `event` to notification-service. Raises InfrastructureUnavailable."""
+        ...
+
+    async def event_lag_seconds(self) -> float:
+        """How far the events notification-service handles trail their writes.
+        Raises InfrastructureUnavailable."""
         ...

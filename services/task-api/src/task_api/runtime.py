@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from task_api.backpressure import WriteLimiter
 from task_api.ports import NotificationClient, SecretStore, StateStore
 from task_api.settings import Settings
 from task_api.tasks import TaskService
@@ -28,6 +29,8 @@ class Runtime:
     state: StateStore
     notifications: NotificationClient
     api_key: bytes
+    # None when back-pressure is off.
+    write_limiter: WriteLimiter | None = None
 
 
 def get_runtime(request: Request) -> Runtime:

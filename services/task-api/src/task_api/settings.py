@@ -25,6 +25,13 @@ class Settings(BaseSettings):
     dapr_call_timeout_seconds: float = 5.0
     # Seconds a client is told to wait when the sidecar or the store is down.
     retry_after_seconds: int = 2
+    # Writes are slowed down (held, then 503) while notifications trail them by more than
+    # this; 0 turns the back-pressure off. Dapr's outbox alone adds about 1 s (its
+    # relay's fixed wait), so this must stay well above 1.
+    event_lag_target_seconds: float = 1.3
+    # How often notification-service is asked for the lag (one invocation per replica).
+    event_lag_poll_seconds: float = 0.25
+    lag_method: str = "pipeline/lag"
     # The token daprd presents when it calls this app (Dapr's own variable name); the
     # routes only the sidecar may call refuse everyone when it is not set.
     app_api_token: str | None = Field(default=None, validation_alias="APP_API_TOKEN", repr=False)

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
+from dapr_service_kit.state_store import etag_after_write
 from task_api.conditional import TooMuchContention, update_key
 from task_api.ports import InfrastructureUnavailable, StateStore, Versioned
 
@@ -126,14 +127,6 @@ class _Pending:
     seq: int
 
 
-def _etag_after(replaced: Versioned | None) -> str | None:
-    """The ETag of a page after a write over `replaced`, on a store whose ETags count
-    versions from 1; None if it cannot be told."""
-    if replaced is None:
-        return "1"
-    return str(int(replaced.etag) + 1) if replaced.etag.isdigit() else None
-
-
 @dataclass(frozen=True, slots=True)
 class _OpenPage:
     """The page this process adds to in a shard, and the version it last wrote there
@@ -198,7 +191,11 @@ class TaskIndex:
     def _remember(self, shard: int, page: int, replaced: Versioned | None, written: bytes) -> None:
         # On other stores the next add reads the page: a guessed ETag that happened to
         # match another writer's version would overwrite that writer's entry.
-        etag = _etag_after(replaced) if self._state.etags_count_writes else None
+        etag = (
+            etag_after_write(replaced.etag if replaced else None)
+            if self._state.etags_count_writes
+            else None
+        )
         self._open[shard] = _OpenPage(page, Versioned(written, etag) if etag else None)
 
     async def _next_page(self, shard: int, full: int) -> int:
