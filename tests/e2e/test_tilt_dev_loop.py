@@ -97,9 +97,7 @@ def test_each_replica_runs_beside_its_injected_sidecar(app: str) -> None:
         names = {c["name"] for c in pod["spec"]["containers"]}
         assert names == {app, "daprd"}
         ready_at = next(c for c in pod["status"]["conditions"] if c["type"] == "Ready")
-        took = seconds_between(
-            pod["metadata"]["creationTimestamp"], ready_at["lastTransitionTime"]
-        )
+        took = seconds_between(pod["metadata"]["creationTimestamp"], ready_at["lastTransitionTime"])
         print(f"{pod['metadata']['name']}: pod created to 2/2 in {took:.0f} s")
 
 

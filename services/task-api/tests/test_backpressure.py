@@ -104,18 +104,40 @@ async def test_writes_beyond_the_limit_wait_for_a_slot_or_are_refused(ports: Fak
 
 
 async def test_an_unreachable_notification_service_holds_nothing_back(ports: FakePorts) -> None:
-    clock = Clock()
-    limiter = limiter_on(ports, clock)
+    limiter = limiter_on(ports, Clock())
     ports.notifications.lag_seconds = 4.0
     for _ in range(30):
         await limiter.ask_once()
     ports.notifications.failing = True
-    clock.now += 5  # the last answer is stale
-    await limiter.ask_once()
+    assert await limiter.ask_once() is False
     async with contextlib.AsyncExitStack() as writes:
         for _ in range(MAX_CONCURRENT_WRITES):
             await writes.enter_async_context(limiter.slot(wait_seconds=0))
         assert limiter.in_flight == MAX_CONCURRENT_WRITES  # the events wait durably
+    ports.notifications.failing = False
+    assert await limiter.ask_once() is True
+    assert limiter.limit == 1  # back to what the lag allows
+
+
+async def test_the_watcher_asks_only_while_writes_come(ports: FakePorts) -> None:
+    asked = 0
+
+    async def lag() -> float:
+        nonlocal asked
+        asked += 1
+        return 0.5
+
+    limiter = WriteLimiter(lag, target_seconds=1.3, poll_seconds=0.001)
+    watcher = asyncio.create_task(limiter.watch())
+    await asyncio.sleep(0.05)
+    assert asked == 0  # no write yet: not a single question
+    async with limiter.slot(wait_seconds=0):
+        pass
+    await asyncio.sleep(0.05)
+    assert asked > 0
+    watcher.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await watcher
 
 
 @pytest.fixture
@@ -133,7 +155,9 @@ def test_a_write_without_a_slot_is_refused_with_retry_after(
 ) -> None:
     monkeypatch.setattr("task_api.write_gate.HOLD_SECONDS", 0.05)
     limiter = behind.app.state.runtime.write_limiter  # type: ignore[attr-defined]
-    # The watcher runs in the app's event loop: poll until it has cut the limit to one.
+    # A write wakes the watcher (it asks only while writes come); it runs in the app's
+    # event loop: poll until it has cut the limit to one.
+    assert behind.post("/tasks", json={"title": "First"}).status_code == 201
     for _ in range(500):
         if limiter.limit == 1:
             break

@@ -248,6 +248,16 @@ async def test_a_writer_whose_lease_expired_does_not_release_the_next_holders(
     assert await state.get(lease_key(task_id)) is None
 
 
+def test_every_write_acknowledged_is_relayed_before_the_relay_gives_up() -> None:
+    """Dapr's outbox relay waits about 11 s (1 s, then up to 10 s of retries) for a
+    transaction's commit marker, then drops the event (outboxDiscardWhenMissingState,
+    so that failed transactions are not retried forever). task-api acknowledges a write
+    only if its transaction answered within the sidecar call deadline, so that deadline
+    must stay below the relay's wait: a commit slower than that was answered 503."""
+    relay_wait_seconds = 1 + 10
+    assert Settings().dapr_call_timeout_seconds < relay_wait_seconds
+
+
 def test_the_lease_outlives_the_longest_holder() -> None:
     """A holder reads the task and writes it, each bounded by the sidecar call deadline."""
     assert 2 * (2 * Settings().dapr_call_timeout_seconds) <= LEASE_TTL_SECONDS

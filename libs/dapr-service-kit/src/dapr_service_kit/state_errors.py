@@ -48,7 +48,7 @@ def describe(error: BaseException) -> str:
     status = status_of(error)
     if status is not None:
         return str(status.name)
-    return (str(error) or type(error).__name__)[:200]
+    return (str(error) or type(error).__name__)[:500]
 
 
 def error_reason(error: BaseException) -> str | None:

@@ -14,7 +14,8 @@ Measured on two cores (bench/results/event-lag.md): a gate that only opened and 
 at the target swung between bursts and stalls (lag p99 2.3 s); the steered number
 settles where the events keep up.
 
-When notification-service cannot be asked (down, restarting), writes are not held:
+The watcher asks only while writes come. When notification-service cannot be asked
+(down, restarting), writes are not held:
 their events wait durably in the broker, and holding writes would make task-api's
 availability hang on notification-service's.
 """
@@ -36,11 +37,18 @@ logger = logging.getLogger(__name__)
 MAX_CONCURRENT_WRITES = 256
 # Where the limit starts, and grows from only while writes use all of it: the lag
 # answers a burst a second late (the outbox relay's wait), so a limit that had grown
-# unused would let the first second of a burst run far ahead of the events. Eight
-# writes at once already reach the store's best rate on two cores.
-INITIAL_CONCURRENT_WRITES = 8
+# unused would let the first second of a burst run far ahead of the events. On an idle
+# stack three writes at once already outrun what the events sustain under load (two
+# cores: ~500 creates in the first second, ~260/s after).
+INITIAL_CONCURRENT_WRITES = 3
 # While the limit is cut, a line at most this often, not one per answer.
 LOG_EVERY_SECONDS = 10.0
+# After notification-service did not answer, the next question only this much later.
+RETRY_SECONDS = 5.0
+# The watcher asks only while writes came within this long: an idle API costs nothing,
+# and asks nothing of a notification-service that may not be resolvable yet (a name
+# lookup refused then is cached by the cluster's DNS, for `notify` too).
+IDLE_SECONDS = 5.0
 
 
 class NoSlot(Exception):
@@ -60,7 +68,10 @@ class WriteLimiter:
         self._target = target_seconds
         self._poll = poll_seconds
         self._monotonic = monotonic
-        self._answered_at = float("-inf")
+        # Whether the last question went unanswered: then nothing is held back.
+        self._unreachable = False
+        self._written_at = float("-inf")
+        self._writing = asyncio.Event()
         self.limit = INITIAL_CONCURRENT_WRITES
         self.in_flight = 0
         # The most writes in flight since the last answer: whether the limit was used.
@@ -71,6 +82,8 @@ class WriteLimiter:
     @contextlib.asynccontextmanager
     async def slot(self, wait_seconds: float) -> AsyncIterator[None]:
         """Run one write within the limit; NoSlot if none frees up within `wait_seconds`."""
+        self._written_at = self._monotonic()
+        self._writing.set()
         if self.in_flight >= self._effective_limit():
             waiter = asyncio.get_running_loop().create_future()
             self._waiting.append(waiter)
@@ -90,9 +103,7 @@ class WriteLimiter:
             self._wake()
 
     def _effective_limit(self) -> int:
-        # A stale answer (notification-service unreachable) holds nothing back.
-        fresh = self._monotonic() - self._answered_at <= 4 * self._poll
-        return self.limit if fresh else MAX_CONCURRENT_WRITES
+        return MAX_CONCURRENT_WRITES if self._unreachable else self.limit
 
     def _wake(self) -> None:
         # A woken waiter takes its slot when it runs: count it in already, so that the
@@ -104,34 +115,49 @@ class WriteLimiter:
                 waiter.set_result(None)
                 room -= 1
 
-    async def ask_once(self) -> None:
+    async def ask_once(self) -> bool:
+        """Ask for the lag and steer; False when notification-service did not answer."""
         try:
             lag = await self._ask()
-        except InfrastructureUnavailable:
-            self._wake()  # stale soon: whoever waits may go on
-            return
-        self._answered_at = self._monotonic()
+        except InfrastructureUnavailable as error:
+            if self._monotonic() - self._logged_at > LOG_EVERY_SECONDS:
+                self._logged_at = self._monotonic()
+                logger.warning("could not learn the event lag (%s); not holding writes", error)
+            self._unreachable = True
+            self._wake()  # whoever waits may go on
+            return False
+        self._unreachable = False
         used, self._peak = self._peak >= self.limit, self.in_flight
         if lag > self._target:
             self.limit = max(1, math.floor(self.limit * 2 / 3))
-            if self._answered_at - self._logged_at > LOG_EVERY_SECONDS:
-                self._logged_at = self._answered_at
+            if self._monotonic() - self._logged_at > LOG_EVERY_SECONDS:
+                self._logged_at = self._monotonic()
                 logger.warning(
                     "notifications trail writes by %.1f s: %d writes at once", lag, self.limit
                 )
-        elif used:
+        elif used and lag > 0:
+            # Only on an answer about events handled: right after writes begin, none has
+            # come through the outbox yet, and a lag of 0 says nothing about them.
             self.limit = min(MAX_CONCURRENT_WRITES, self.limit + max(1, self.limit // 8))
         self._wake()
+        return True
 
     async def watch(self) -> None:
-        """Ask every poll interval until cancelled."""
+        """Ask every poll interval while writes come, until cancelled; after a failure
+        only every RETRY_SECONDS: the sidecar's circuit breaker for notification-service
+        counts these calls too, and a poll that failed four times a second would keep
+        it open for `notify` as well."""
         this = asyncio.current_task()
         while True:
+            if self._monotonic() - self._written_at > IDLE_SECONDS:
+                self._writing.clear()
+                await self._writing.wait()
             try:
-                await self.ask_once()
+                answered = await self.ask_once()
             except Exception as error:  # the watcher must outlive anything one call does
                 logger.warning("could not learn the event lag: %r", error)
+                answered = False
             if this is not None and this.cancelling():
                 # A client library may turn the cancellation into an error of its own.
                 raise asyncio.CancelledError
-            await asyncio.sleep(self._poll)
+            await asyncio.sleep(self._poll if answered else RETRY_SECONDS)
