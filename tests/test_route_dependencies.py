@@ -10,20 +10,18 @@ import pytest
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
+import dapr_service_kit.health
 import notification_service.api
 import notification_service.events
-import notification_service.health
 import task_api.api
 import task_api.events
-import task_api.health
 
 ROUTERS = [
     task_api.api,
     task_api.events,
-    task_api.health,
     notification_service.api,
     notification_service.events,
-    notification_service.health,
+    dapr_service_kit.health,
 ]
 
 

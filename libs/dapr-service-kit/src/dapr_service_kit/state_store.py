@@ -1,14 +1,15 @@
 """Dapr's state API as both services use it: the outcomes their domain code handles
 (a lost version race, an outage) and the adapter on the process's one async client.
 
-Every write is conditional: with an ETag only over that version, and first-write for
-an etag-less one, so that no write can silently replace another writer's.
+The services never write unconditionally: with an ETag a write lands only over that
+version, and an etag-less one is a first-write, so that no write silently replaces
+another writer's.
 """
 
 import logging
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Self, TypeVar
+from typing import Protocol, Self, TypeVar
 
 import aiohttp  # noqa: TID251 - only to name the errors of the SDK's invocation client
 import grpc
@@ -37,6 +38,44 @@ class EtagMismatch(Exception):
 class Versioned:
     data: bytes
     etag: str
+
+
+class StateStore(Protocol):
+    """The state port of both services (the domain code's view; DaprStateStore
+    implements it on the sidecar, unit tests on memory)."""
+
+    # Whether a write turns ETag n into n + 1 (state.redis counts versions), so that a
+    # writer knows the new ETag without reading the key again.
+    etags_count_writes: bool
+
+    async def get(self, key: str) -> Versioned | None: ...
+
+    async def get_many(self, keys: Sequence[str]) -> Mapping[str, Versioned]:
+        """The keys that exist, with their values; missing keys are left out."""
+        ...
+
+    async def save(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        etag: str | None,
+        first_write: bool = False,
+        ttl_seconds: int | None = None,
+    ) -> None:
+        """Write `data`: with `etag` only over that version, with `first_write` and no
+        etag only if the key does not exist. Raises EtagMismatch otherwise."""
+        ...
+
+    async def ping(self) -> None:
+        """Raises InfrastructureUnavailable unless the sidecar and the store answer."""
+        ...
+
+
+class SecretStore(Protocol):
+    async def get_secret(self, name: str) -> str:
+        """Raises InfrastructureUnavailable while the sidecar or its store is down."""
+        ...
 
 
 async def sidecar_call(operation: Awaitable[T]) -> T:
@@ -74,7 +113,6 @@ class DaprStateStore:
         return Versioned(response.data, response.etag) if response.data else None
 
     async def get_many(self, keys: Sequence[str]) -> Mapping[str, Versioned]:
-        """The keys that exist, with their values; missing keys are left out."""
         if not keys:
             return {}
         response = await sidecar_call(
@@ -98,8 +136,6 @@ class DaprStateStore:
         first_write: bool = False,
         ttl_seconds: int | None = None,
     ) -> None:
-        """Write `data`: with `etag` only over that version, with `first_write` and no
-        etag only if the key does not exist. Raises EtagMismatch otherwise."""
         options = StateOptions(concurrency=Concurrency.first_write) if first_write else None
         metadata = {"ttlInSeconds": str(ttl_seconds)} if ttl_seconds else {}
         try:
@@ -126,7 +162,6 @@ class DaprStateStore:
             raise InfrastructureUnavailable(describe(error)) from error
 
     async def ping(self) -> None:
-        """Raises InfrastructureUnavailable unless the sidecar and the store answer."""
         await self.get(_READINESS_PROBE_KEY)
 
 

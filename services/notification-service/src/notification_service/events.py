@@ -5,10 +5,10 @@ RETRY (redeliver later) or DROP (to the dead-letter topic)."""
 import logging
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from pydantic import ValidationError
 
-from dapr_service_kit.sidecar_auth import FromSidecar
+from dapr_service_kit.subscriptions import DROP, RETRY, SUCCESS, subscription_router
 from notification_service.models import NotificationKind
 from notification_service.notification_log import TooMuchContention
 from notification_service.ports import InfrastructureUnavailable
@@ -17,13 +17,7 @@ from task_contracts import CURRENT_SCHEMA_VERSION, EventType, TaskEvent
 
 logger = logging.getLogger(__name__)
 
-router = APIRouter(
-    prefix="/events", tags=["subscriptions"], include_in_schema=False, dependencies=[FromSidecar]
-)
-
-SUCCESS = {"status": "SUCCESS"}
-RETRY = {"status": "RETRY"}
-DROP = {"status": "DROP"}
+router = subscription_router()
 
 _KNOWN_TYPES = {t.value for t in EventType}
 # Logged once per process each, so that a stream of them does not flood the log.

@@ -7,9 +7,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from dapr_service_kit import health
 from dapr_service_kit.api_key import ApiKeyGuard, KeyPolicy, document_api_key, runtime_api_key
 from dapr_service_kit.secrets import wait_for_secret
-from notification_service import api, events, health
+from notification_service import api, events
 from notification_service.lag import LagMeter
 from notification_service.notification_log import NotificationLog, TooMuchContention
 from notification_service.ports import InfrastructureUnavailable

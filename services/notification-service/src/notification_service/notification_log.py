@@ -235,7 +235,8 @@ class NotificationLog:
                 return  # expired, or taken over meanwhile: the other attempt marks it
             held_etag = stored.etag
         logged = claim.model_copy(update={"logged": True})
-        # A mismatch: taken over (or expired and claimed again) since; not ours to mark.
+        # A mismatch: taken over since; not ours to mark. (The claim cannot expire and be
+        # claimed again within one delivery: it lives for the dedupe TTL, days.)
         with contextlib.suppress(EtagMismatch):
             await self._save_claim(key, logged, etag=held_etag)
 

@@ -6,23 +6,17 @@ letter)."""
 import logging
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from pydantic import ValidationError
 
-from dapr_service_kit.sidecar_auth import FromSidecar
+from dapr_service_kit.subscriptions import DROP, RETRY, SUCCESS, subscription_router
 from task_api.ports import InfrastructureUnavailable
 from task_api.runtime import get_runtime
 from task_contracts import TaskEvent
 
 logger = logging.getLogger(__name__)
 
-router = APIRouter(
-    prefix="/events", tags=["subscriptions"], include_in_schema=False, dependencies=[FromSidecar]
-)
-
-SUCCESS = {"status": "SUCCESS"}
-RETRY = {"status": "RETRY"}
-DROP = {"status": "DROP"}
+router = subscription_router()
 
 
 @router.post("/task-completed")

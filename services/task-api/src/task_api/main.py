@@ -7,9 +7,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from dapr_service_kit import health
 from dapr_service_kit.api_key import ApiKeyGuard, KeyPolicy, document_api_key, runtime_api_key
 from dapr_service_kit.secrets import wait_for_secret
-from task_api import api, events, health
+from task_api import api, events
 from task_api.backpressure import WriteLimiter
 from task_api.body_guard import JsonBodyGuard
 from task_api.http_errors import install_error_handlers

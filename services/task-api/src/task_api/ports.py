@@ -4,10 +4,15 @@
 Nothing here knows about gRPC, Redis or HTTP.
 """
 
-from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from dapr_service_kit.state_store import EtagMismatch, InfrastructureUnavailable, Versioned
+from dapr_service_kit import state_store
+from dapr_service_kit.state_store import (
+    EtagMismatch,
+    InfrastructureUnavailable,
+    SecretStore,
+    Versioned,
+)
 from task_contracts import TaskEvent
 
 __all__ = [
@@ -20,29 +25,8 @@ __all__ = [
 ]
 
 
-class StateStore(Protocol):
-    # Whether a write turns ETag n into n + 1 (state.redis counts versions), so that a
-    # writer knows the new ETag without reading the key again.
-    etags_count_writes: bool
-
-    async def get(self, key: str) -> Versioned | None: ...
-
-    async def get_many(self, keys: Sequence[str]) -> Mapping[str, Versioned]:
-        """The keys that exist, with their values; missing keys are left out."""
-        ...
-
-    async def save(
-        self,
-        key: str,
-        data: bytes,
-        *,
-        etag: str | None,
-        first_write: bool = False,
-        ttl_seconds: int | None = None,
-    ) -> None:
-        """Write `data`. With `etag`, only over that version; with `first_write` and no
-        etag, only if the key does not exist. Raises EtagMismatch otherwise."""
-        ...
+class StateStore(state_store.StateStore, Protocol):
+    """The shared state port, plus deletes and writes that publish an event."""
 
     async def delete(self, key: str, *, etag: str | None = None) -> None:
         """Delete the key; with `etag`, only that version (EtagMismatch otherwise)."""
@@ -62,14 +46,6 @@ class StateStore(Protocol):
         store honours first-write in a transaction (state.redis does not: there the
         caller must be the key's only writer)."""
         ...
-
-    async def ping(self) -> None:
-        """Raises InfrastructureUnavailable unless the sidecar and the store answer."""
-        ...
-
-
-class SecretStore(Protocol):
-    async def get_secret(self, name: str) -> str: ...
 
 
 class NotificationClient(Protocol):

@@ -1,10 +1,11 @@
-"""Liveness and readiness."""
+"""Liveness and readiness, the same for every service: the app's lifespan puts its
+runtime on `app.state.runtime` (with `state`, the state port) and its settings on
+`app.state.settings` (with `retry_after_seconds`)."""
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from notification_service.ports import InfrastructureUnavailable
-from notification_service.runtime import get_runtime
+from dapr_service_kit.state_store import InfrastructureUnavailable
 
 router = APIRouter(tags=["health"])
 
@@ -19,7 +20,7 @@ async def health() -> dict[str, str]:
 async def ready(request: Request) -> JSONResponse:
     """Ready when the sidecar and the state store behind it answer."""
     try:
-        await get_runtime(request).state.ping()
+        await request.app.state.runtime.state.ping()
     except InfrastructureUnavailable:
         return JSONResponse(
             {"status": "unavailable"},
