@@ -6,6 +6,7 @@ import uuid
 import httpx
 import pytest
 
+from harness.processes import wait_until
 from harness.stack import Stack
 
 
@@ -77,3 +78,28 @@ def test_everything_listens_on_loopback_only(stack: Stack) -> None:
     for line in ours:
         local_address = line.split()[3]
         assert local_address.startswith("127.0.0.1:"), line
+
+
+async def test_no_key_or_token_ever_reaches_a_log(stack: Stack) -> None:
+    """After the traffic that could leak one (a wrong key, the right key, a completion
+    that makes task-api invoke notify with the tokens, the sidecars' own calls), no
+    process of the stack has logged the API key or either sidecar token."""
+    secrets = {
+        "API key": stack.api_key,
+        "DAPR_API_TOKEN": stack.dapr_api_token,
+        "APP_API_TOKEN": stack.app_api_token,
+    }
+    async with httpx.AsyncClient(base_url=stack.task_api.url, timeout=30) as client:
+        assert (await client.get("/tasks", headers={"X-API-Key": "wrong"})).status_code == 401
+        headers = {"X-API-Key": stack.api_key}
+        task = (await client.post("/tasks", json={"title": "Quiet"}, headers=headers)).json()
+        await client.put(f"/tasks/{task['id']}/status?status=completed", headers=headers)
+
+    def delivered() -> bool:
+        return bool(stack.app_log_lines("task-api", f"notify for task {task['id']} delivered"))
+
+    wait_until(delivered, timeout=30, what="the completion's notify")
+    for process in stack.processes:
+        log = process.log_path.read_text()
+        leaked = [name for name, value in secrets.items() if value in log]
+        assert not leaked, f"{process.name} logged the {leaked}"
