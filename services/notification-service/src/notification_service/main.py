@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from dapr_service_kit import health
 from dapr_service_kit.api_key import ApiKeyGuard, KeyPolicy, document_api_key, runtime_api_key
+from dapr_service_kit.logs import TraceContext, configure_logging
 from dapr_service_kit.secrets import wait_for_secret
 from notification_service import api, events
 from notification_service.lag import LagMeter
@@ -78,9 +79,11 @@ def create_app(settings: Settings | None = None, connect: Connector | None = Non
     app.add_exception_handler(TooMuchContention, unavailable)
     app.add_exception_handler(Exception, unexpected)
     app.add_middleware(ApiKeyGuard, expected=runtime_api_key, policy=KEY_POLICY)
+    # Outermost: every line logged while handling a request carries its trace.
+    app.add_middleware(TraceContext)
     document_api_key(app, KEY_POLICY)
     return app
 
 
-logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+configure_logging("notification-service")
 app = create_app()

@@ -212,7 +212,7 @@ class NotificationLog:
             first = False
             replaced = stored.etag
         await self._insert(claim.notification, may_be_evicted=not first)
-        logger.info(claim.notification.message)
+        logger.info(claim.notification.message, extra={"event_id": claim.notification.event_id})
         held_etag = etag_after_write(replaced) if self._state.etags_count_writes else None
         await self._mark_logged(key, claim, held_etag)
         return True

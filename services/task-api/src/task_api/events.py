@@ -30,8 +30,15 @@ async def on_task_completed(request: Request) -> dict[str, str]:
     try:
         await get_runtime(request).notifications.notify(event)
     except InfrastructureUnavailable as error:
-        logger.warning("notify for task %s failed (%s): will be redelivered", event.task_id, error)
+        logger.warning(
+            "notify for task %s failed (%s): will be redelivered",
+            event.task_id,
+            error,
+            extra={"event_id": str(event.event_id)},
+        )
         return RETRY
     # The end of this completion's retries: the sidecar acknowledges it now.
-    logger.info("notify for task %s delivered", event.task_id)
+    logger.info(
+        "notify for task %s delivered", event.task_id, extra={"event_id": str(event.event_id)}
+    )
     return SUCCESS

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from dapr_service_kit import health
 from dapr_service_kit.api_key import ApiKeyGuard, KeyPolicy, document_api_key, runtime_api_key
+from dapr_service_kit.logs import TraceContext, configure_logging
 from dapr_service_kit.secrets import wait_for_secret
 from task_api import api, events
 from task_api.backpressure import WriteLimiter
@@ -86,9 +87,11 @@ def create_app(settings: Settings | None = None, connect: Connector | None = Non
     app.add_middleware(WriteGate, limiter=runtime_limiter)
     # Added last, so it runs first: no body is looked at for a caller without the key.
     app.add_middleware(ApiKeyGuard, expected=runtime_api_key, policy=KEY_POLICY)
+    # Outermost: every line logged while handling a request carries its trace.
+    app.add_middleware(TraceContext)
     document_api_key(app, KEY_POLICY)
     return app
 
 
-logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+configure_logging("task-api")
 app = create_app()

@@ -1,0 +1,92 @@
+"""Log lines: text for people, JSON for collectors, with the trace daprd sent."""
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from dapr_service_kit.logs import TraceContext, configure_logging, trace_of
+
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+@pytest.fixture
+def captured() -> Iterator[io.StringIO]:
+    """What the configured handler writes, with the root logger restored after."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    stream = io.StringIO()
+    yield stream
+    root.handlers, root.level = saved[0], saved[1]
+
+
+def app_logging_one_line() -> FastAPI:
+    app = FastAPI()
+
+    @app.post("/events/x")
+    async def deliver() -> dict[str, str]:
+        logging.getLogger("notifications").info(
+            'NOTIFY task.completed "Tea"', extra={"event_id": "e-1"}
+        )
+        return {"status": "SUCCESS"}
+
+    app.add_middleware(TraceContext)
+    return app
+
+
+def configure_into(stream: io.StringIO, log_format: str) -> None:
+    configure_logging("notification-service", log_format)
+    logging.getLogger().handlers[0].setStream(stream)  # type: ignore[attr-defined]
+
+
+def test_json_lines_carry_the_service_the_trace_and_the_event(captured: io.StringIO) -> None:
+    configure_into(captured, "json")
+    with TestClient(app_logging_one_line()) as client:
+        client.post("/events/x", headers={"traceparent": TRACEPARENT})
+    [line] = [json.loads(raw) for raw in captured.getvalue().splitlines() if "NOTIFY" in raw]
+    assert line["message"] == 'NOTIFY task.completed "Tea"'
+    assert line["level"] == "INFO"
+    assert line["service"] == "notification-service"
+    assert line["logger"] == "notifications"
+    assert line["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert line["span_id"] == "00f067aa0ba902b7"
+    assert line["event_id"] == "e-1"
+    assert line["timestamp"].endswith("+00:00")
+
+
+def test_text_lines_stay_as_people_read_them(captured: io.StringIO) -> None:
+    configure_into(captured, "text")
+    with TestClient(app_logging_one_line()) as client:
+        client.post("/events/x", headers={"traceparent": TRACEPARENT})
+    assert 'INFO notifications: NOTIFY task.completed "Tea"' in captured.getvalue().splitlines()
+
+
+def test_a_line_outside_a_request_has_no_trace(captured: io.StringIO) -> None:
+    configure_into(captured, "json")
+    logging.getLogger("x").info("starting")
+    line = json.loads(captured.getvalue())
+    assert "trace_id" not in line
+    assert "span_id" not in line
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"",
+        b"garbage",
+        b"00-short-00f067aa0ba902b7-01",
+        # What daprd sends while tracing is off: invalid ids, not a trace.
+        b"00-00000000000000000000000000000000-0000000000000000-00",
+    ],
+)
+def test_a_malformed_or_invalid_traceparent_is_ignored(header: bytes) -> None:
+    assert trace_of(header) is None
+
+
+def test_an_unknown_format_is_refused(captured: io.StringIO) -> None:
+    with pytest.raises(ValueError, match="LOG_FORMAT"):
+        configure_logging("task-api", "xml")
