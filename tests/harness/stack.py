@@ -58,6 +58,7 @@ class Service:
     http_port: int = field(default_factory=free_port)
     grpc_port: int = field(default_factory=free_port)
     internal_grpc_port: int = field(default_factory=free_port)
+    metrics_port: int = field(default_factory=free_port)
     sidecar: ManagedProcess | None = None
     app: ManagedProcess | None = None
 
@@ -69,6 +70,10 @@ class Service:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.app_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     @property
     def sidecar_url(self) -> str:
@@ -214,6 +219,10 @@ class Stack:
             ],
             self.workdir / f"{service.name}.log",
             env={
+                # The app's settings prefix: TASK_API_, NOTIFICATION_SERVICE_.
+                service.app_id.upper().replace("-", "_") + "_METRICS_PORT": str(
+                    service.metrics_port
+                ),
                 "DAPR_HTTP_PORT": str(service.http_port),
                 "DAPR_GRPC_PORT": str(service.grpc_port),
                 "DAPR_API_TOKEN": self.dapr_api_token,

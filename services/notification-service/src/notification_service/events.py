@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from fastapi import Request
+from prometheus_client import Counter
 from pydantic import ValidationError
 
 from dapr_service_kit.subscriptions import DROP, RETRY, SUCCESS, subscription_router
@@ -16,6 +17,13 @@ from notification_service.runtime import get_runtime
 from task_contracts import CURRENT_SCHEMA_VERSION, EventType, TaskEvent
 
 logger = logging.getLogger(__name__)
+
+EVENTS = Counter(
+    "events_handled_total",
+    "Task events delivered, by event type and outcome: recorded, duplicate, retry "
+    "(asked to be redelivered), dropped (to the dead-letter topic), ignored (unknown type)",
+    ["event_type", "outcome"],
+)
 
 router = subscription_router()
 
@@ -45,16 +53,19 @@ async def on_task_event(request: Request) -> dict[str, str]:
     data = envelope.get("data") if envelope else None
     if not isinstance(data, dict):
         logger.warning("undecodable message on task-events: dropped to the dead-letter topic")
+        EVENTS.labels("undecodable", "dropped").inc()
         return DROP
     event_type = data.get("event_type")
     if event_type not in _KNOWN_TYPES:
         # A newer producer's event: acknowledge it, never retry it forever.
         _report_once(_reported_unknown_types, str(event_type), "ignoring unknown event type %s")
+        EVENTS.labels("unknown", "ignored").inc()
         return SUCCESS
     try:
         event = TaskEvent.model_validate(data)
     except ValidationError:
         logger.warning("invalid %s event: dropped to the dead-letter topic", event_type)
+        EVENTS.labels(event_type, "dropped").inc()
         return DROP
     if event.schema_version > CURRENT_SCHEMA_VERSION:
         _report_once(
@@ -64,7 +75,7 @@ async def on_task_event(request: Request) -> dict[str, str]:
         )
     runtime = get_runtime(request)
     try:
-        await runtime.notifications.record(
+        recorded = await runtime.notifications.record(
             NotificationKind.ACTIVITY,
             event_id=str(event.event_id),
             event_type=event.event_type.value,
@@ -74,8 +85,10 @@ async def on_task_event(request: Request) -> dict[str, str]:
         )
     except (InfrastructureUnavailable, TooMuchContention) as error:
         logger.warning("could not record event %s (%s): will be redelivered", event.event_id, error)
+        EVENTS.labels(event_type, "retry").inc()
         return RETRY
     runtime.lag.observe(event.timestamp)
+    EVENTS.labels(event_type, "recorded" if recorded else "duplicate").inc()
     return SUCCESS
 
 

@@ -7,8 +7,15 @@ from collections import deque
 from collections.abc import Callable
 from datetime import datetime
 
+from prometheus_client import Gauge
+
 # The lag reported is the largest of the events handled within this many seconds.
 WINDOW_SECONDS = 0.5
+
+LAG = Gauge(
+    "notification_lag_seconds",
+    "How old the task events handled in the last half second were, at most",
+)
 
 
 class LagMeter:
@@ -20,6 +27,7 @@ class LagMeter:
         self._wall_clock = wall_clock
         self._monotonic = monotonic
         self._recent: deque[tuple[float, float]] = deque()  # (handled at, lag)
+        LAG.set_function(self.seconds)
 
     def observe(self, published_at: datetime) -> None:
         """An event published at `published_at` (its timestamp) was handled now."""

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from dapr_service_kit import health
 from dapr_service_kit.api_key import ApiKeyGuard, KeyPolicy, document_api_key, runtime_api_key
 from dapr_service_kit.logs import TraceContext, configure_logging
+from dapr_service_kit.metrics import RequestMetrics, metrics_served
 from dapr_service_kit.secrets import wait_for_secret
 from notification_service import api, events
 from notification_service.lag import LagMeter
@@ -35,7 +36,10 @@ def create_app(settings: Settings | None = None, connect: Connector | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with connect(settings) as ports:
+        async with (
+            metrics_served(settings.metrics_host, settings.metrics_port),
+            connect(settings) as ports,
+        ):
             state = ports.state
             app.state.runtime = Runtime(
                 state=state,
@@ -79,6 +83,8 @@ def create_app(settings: Settings | None = None, connect: Connector | None = Non
     app.add_exception_handler(TooMuchContention, unavailable)
     app.add_exception_handler(Exception, unexpected)
     app.add_middleware(ApiKeyGuard, expected=runtime_api_key, policy=KEY_POLICY)
+    if settings.metrics_port is not None:
+        app.add_middleware(RequestMetrics)
     # Outermost: every line logged while handling a request carries its trace.
     app.add_middleware(TraceContext)
     document_api_key(app, KEY_POLICY)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
+from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 from dapr_service_kit.state_store import etag_after_write
@@ -39,6 +40,11 @@ logger = logging.getLogger("notifications")
 activity = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 64
+DUPLICATES = Counter(
+    "notifications_duplicates_suppressed_total",
+    "Deliveries of a notification recorded before (redeliveries, retried notify calls)",
+    ["kind"],
+)
 # A claim not marked logged after this long belongs to an attempt that will not finish
 # it. Well above one attempt's few store calls, well below the subscription's retry
 # budget (about 6 s) and the redelivery of a crashed consumer's message (30 s).
@@ -182,6 +188,7 @@ class NotificationLog:
             finally:
                 self._in_flight.discard(key)
         if not recorded:
+            DUPLICATES.labels(kind.value).inc()
             activity.info("duplicate %s %s: recorded before, nothing to do", kind.value, event_id)
         return recorded
 

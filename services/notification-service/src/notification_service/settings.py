@@ -19,6 +19,10 @@ class Settings(BaseSettings):
     # Deadline of each call to the sidecar, unless DAPR_API_TIMEOUT_SECONDS sets one.
     dapr_call_timeout_seconds: float = 5.0
     retry_after_seconds: int = 2
+    # Prometheus metrics on a port of their own (off without one); the host is where
+    # that port listens (0.0.0.0 in a pod, for the scraper).
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
     # The token daprd presents when it calls this app (Dapr's own variable name); the
     # routes only the sidecar may call refuse everyone when it is not set.
     app_api_token: str | None = Field(default=None, validation_alias="APP_API_TOKEN", repr=False)

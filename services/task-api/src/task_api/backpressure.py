@@ -28,6 +28,8 @@ import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+from prometheus_client import Gauge
+
 from task_api.ports import InfrastructureUnavailable
 
 logger = logging.getLogger(__name__)
@@ -49,6 +51,14 @@ RETRY_SECONDS = 5.0
 # and asks nothing of a notification-service that may not be resolvable yet (a name
 # lookup refused then is cached by the cluster's DNS, for `notify` too).
 IDLE_SECONDS = 5.0
+
+
+LAG = Gauge(
+    "reported_event_lag_seconds",
+    "The event lag notification-service reported last (task_api.backpressure)",
+)
+WRITE_LIMIT = Gauge("write_limit", "Writes this replica runs at once, as the lag allows")
+WRITES_WAITING = Gauge("writes_waiting", "Writes waiting for a slot")
 
 
 class NoSlot(Exception):
@@ -78,6 +88,8 @@ class WriteLimiter:
         self._peak = 0
         self._logged_at = float("-inf")
         self._waiting: collections.deque[asyncio.Future[None]] = collections.deque()
+        WRITE_LIMIT.set(self.limit)
+        WRITES_WAITING.set_function(lambda: len(self._waiting))
 
     @contextlib.asynccontextmanager
     async def slot(self, wait_seconds: float) -> AsyncIterator[None]:
@@ -127,6 +139,7 @@ class WriteLimiter:
             self._wake()  # whoever waits may go on
             return False
         self._unreachable = False
+        LAG.set(lag)
         used, self._peak = self._peak >= self.limit, self.in_flight
         if lag > self._target:
             self.limit = max(1, math.floor(self.limit * 2 / 3))
@@ -140,6 +153,7 @@ class WriteLimiter:
             # come through the outbox yet, and a lag of 0 says nothing about them.
             self.limit = min(MAX_CONCURRENT_WRITES, self.limit + max(1, self.limit // 8))
         self._wake()
+        WRITE_LIMIT.set(self.limit)
         return True
 
     async def watch(self) -> None:

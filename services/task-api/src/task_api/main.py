@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from dapr_service_kit import health
 from dapr_service_kit.api_key import ApiKeyGuard, KeyPolicy, document_api_key, runtime_api_key
 from dapr_service_kit.logs import TraceContext, configure_logging
+from dapr_service_kit.metrics import RequestMetrics, metrics_served
 from dapr_service_kit.secrets import wait_for_secret
 from task_api import api, events
 from task_api.backpressure import WriteLimiter
@@ -36,7 +37,10 @@ def create_app(settings: Settings | None = None, connect: Connector | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with connect(settings) as ports:
+        async with (
+            metrics_served(settings.metrics_host, settings.metrics_port),
+            connect(settings) as ports,
+        ):
             limiter = None
             if settings.event_lag_target_seconds > 0:
                 limiter = WriteLimiter(
@@ -87,6 +91,8 @@ def create_app(settings: Settings | None = None, connect: Connector | None = Non
     app.add_middleware(WriteGate, limiter=runtime_limiter)
     # Added last, so it runs first: no body is looked at for a caller without the key.
     app.add_middleware(ApiKeyGuard, expected=runtime_api_key, policy=KEY_POLICY)
+    if settings.metrics_port is not None:
+        app.add_middleware(RequestMetrics)
     # Outermost: every line logged while handling a request carries its trace.
     app.add_middleware(TraceContext)
     document_api_key(app, KEY_POLICY)

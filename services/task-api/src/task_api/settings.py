@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     # How often notification-service is asked for the lag (one invocation per replica).
     event_lag_poll_seconds: float = 0.25
     lag_method: str = "pipeline/lag"
+    # Prometheus metrics on a port of their own (off without one); the host is where
+    # that port listens (0.0.0.0 in a pod, for the scraper).
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
     # The token daprd presents when it calls this app (Dapr's own variable name); the
     # routes only the sidecar may call refuse everyone when it is not set.
     app_api_token: str | None = Field(default=None, validation_alias="APP_API_TOKEN", repr=False)

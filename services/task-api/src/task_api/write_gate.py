@@ -5,6 +5,7 @@ CPU the events need to catch up."""
 
 from collections.abc import Callable
 
+from prometheus_client import Counter
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dapr_service_kit.api_key import route_path
@@ -15,6 +16,7 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 REFUSAL = "notifications are falling behind the writes; retry shortly"
 RETRY_AFTER = [(b"retry-after", b"1")]
 HOLD_SECONDS = 1.0
+REFUSED = Counter("writes_refused_total", "Writes refused because no slot freed up in time")
 
 
 class WriteGate:
@@ -37,6 +39,7 @@ class WriteGate:
             async with limiter.slot(HOLD_SECONDS):
                 await self._app(scope, receive, send)
         except NoSlot:
+            REFUSED.inc()
             await refuse(send, 503, REFUSAL, RETRY_AFTER)
 
 
