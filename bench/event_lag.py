@@ -14,7 +14,6 @@ and notification-service's peak RSS. Writes bench/results/event-lag.{json,md,png
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -31,7 +30,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 
 from harness.processes import ManagedProcess, stop_leftovers  # noqa: E402
-from harness.stack import Stack, task_api_client  # noqa: E402
+from harness.stack import Stack, list_all_tasks, task_api_client  # noqa: E402
 
 RESULTS = REPO_ROOT / "bench" / "results"
 LUA_DIR = REPO_ROOT / "bench" / "wrk"
@@ -41,21 +40,8 @@ DRAIN_DEADLINE = 120.0
 SETTLE_SECONDS = 5.0
 
 
-def cpu_seconds(process: ManagedProcess) -> float:
-    """User and system CPU time the process has used so far."""
-    fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def cpu_of(processes: list[ManagedProcess]) -> dict[str, float]:
-    return {p.name: cpu_seconds(p) for p in processes}
-
-
-def rss_mib(process: ManagedProcess) -> float:
-    for line in Path(f"/proc/{process.pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    return {p.name: p.cpu_seconds() for p in processes}
 
 
 @dataclass
@@ -87,7 +73,7 @@ class Follower:
                         self.seen.setdefault(task_id, now)
                 for process in self.processes:
                     self.peak_rss[process.name] = max(
-                        self.peak_rss.get(process.name, 0.0), rss_mib(process)
+                        self.peak_rss.get(process.name, 0.0), process.memory_kib() / 1024
                     )
                 if not chunk:
                     time.sleep(0.05)
@@ -111,19 +97,11 @@ def run_wrk(stack: Stack, connections: int, seconds: int) -> dict[str, Any]:
 
 
 async def created_at_of_every_task(stack: Stack) -> dict[str, float]:
-    found: dict[str, float] = {}
-    cursor: str | None = None
     async with task_api_client(stack) as api:
-        while True:
-            params: dict[str, str | int] = {"limit": 100}
-            if cursor:
-                params["cursor"] = cursor
-            page = (await api.get("/tasks", params=params, timeout=30)).json()
-            for task in page["items"]:
-                found[task["id"]] = datetime.fromisoformat(task["created_at"]).timestamp()
-            cursor = page.get("next_cursor")
-            if not cursor:
-                return found
+        return {
+            task["id"]: datetime.fromisoformat(task["created_at"]).timestamp()
+            for task in await list_all_tasks(api)
+        }
 
 
 def percentile(values: list[float], fraction: float) -> float:

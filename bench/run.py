@@ -275,9 +275,7 @@ def peak_rss_mib(stack: Stack) -> dict[str, float]:
     peaks = {}
     for service in stack.services:
         for process in service.processes():
-            for line in Path(f"/proc/{process.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    peaks[process.name] = round(int(line.split()[1]) / 1024, 1)
+            peaks[process.name] = round(process.memory_kib("VmHWM") / 1024, 1)
     return peaks
 
 

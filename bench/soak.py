@@ -26,8 +26,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 
 from harness.load import notification_lines  # noqa: E402
-from harness.processes import ManagedProcess, stop_leftovers  # noqa: E402
-from harness.stack import Stack, task_api_client  # noqa: E402
+from harness.processes import stop_leftovers  # noqa: E402
+from harness.stack import Stack, list_all_tasks, task_api_client  # noqa: E402
 
 # Operation mix: weights out of 100.
 MIX = {"create": 35, "get": 25, "list": 10, "patch": 12, "complete": 12, "delete": 6}
@@ -42,13 +42,6 @@ class Truth:
     completed: set[str] = field(default_factory=set)
     statuses: Counter[str] = field(default_factory=Counter)
     busy: set[str] = field(default_factory=set)
-
-
-def rss_kib(process: ManagedProcess) -> int:
-    for line in Path(f"/proc/{process.pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
 
 
 async def client_loop(api: httpx.AsyncClient, truth: Truth, stop: asyncio.Event, seed: int) -> None:
@@ -117,7 +110,7 @@ async def audit(stack: Stack, truth: Truth) -> dict[str, Any]:
                 missing.append(task_id)
             elif response.json() != expected:
                 wrong.append(task_id)
-        listed = await list_everything(api)
+        listed = Counter(task["id"] for task in await list_all_tasks(api))
     live = created - truth.deleted
     return {
         "tasks_created": len(created),
@@ -134,19 +127,6 @@ async def audit(stack: Stack, truth: Truth) -> dict[str, Any]:
         "tasks_listed_twice": sum(1 for t in live if listed[t] > 1),
         "deleted_tasks_listed": len(truth.deleted & set(listed)),
     }
-
-
-async def list_everything(api: httpx.AsyncClient) -> Counter[str]:
-    listed: Counter[str] = Counter()
-    cursor = None
-    while True:
-        page = (
-            await api.get("/tasks", params={"limit": 100, **({"cursor": cursor} if cursor else {})})
-        ).json()
-        listed.update(task["id"] for task in page["items"])
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return listed
 
 
 def progress(message: str) -> None:
@@ -173,7 +153,7 @@ async def soak(seconds: float, clients: int) -> dict[str, Any]:
             started = time.monotonic()
             while time.monotonic() - started < seconds:
                 for process in processes:
-                    memory[process.name].append(rss_kib(process))
+                    memory[process.name].append(process.memory_kib())
                 progress(f"{sum(truth.statuses.values())} requests so far")
                 await asyncio.sleep(5)
             stop.set()

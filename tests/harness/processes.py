@@ -183,6 +183,18 @@ class ManagedProcess:
             os.killpg(self._process.pid, signal.SIGKILL)
         self._registry_entry.unlink(missing_ok=True)
 
+    def memory_kib(self, field: str = "VmRSS") -> int:
+        """A memory figure of /proc/<pid>/status in KiB: VmRSS now, VmHWM the peak."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+        return 0
+
+    def cpu_seconds(self) -> float:
+        """User and system CPU time the process has used so far."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def log_tail(self, lines: int = 40) -> str:
         try:
             text = self.log_path.read_text(errors="replace")

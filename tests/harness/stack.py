@@ -9,7 +9,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 
@@ -275,11 +275,28 @@ class Stack:
         )
 
 
-def task_api_client(stack: RunningStack) -> httpx.AsyncClient:
-    """A client of task-api that presents the run's API key."""
+def task_api_client(stack: RunningStack, replica: AppEndpoint | None = None) -> httpx.AsyncClient:
+    """A client of task-api (or of one of its replicas) that presents the run's API key."""
     return httpx.AsyncClient(
-        base_url=stack.task_api.url, headers={"X-API-Key": stack.api_key}, timeout=30.0
+        base_url=(replica or stack.task_api).url,
+        headers={"X-API-Key": stack.api_key},
+        timeout=30.0,
     )
+
+
+async def list_all_tasks(
+    client: httpx.AsyncClient, *, limit: int = 100, **params: Any
+) -> list[dict[str, Any]]:
+    """Every task task-api lists, following next_cursor to the end."""
+    items: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        query = {**params, "limit": limit, **({"cursor": cursor} if cursor else {})}
+        page = (await client.get("/tasks", params=query)).json()
+        items += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return items
 
 
 def notification_client(stack: RunningStack) -> httpx.AsyncClient:

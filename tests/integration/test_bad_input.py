@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from harness.stack import Stack
+from harness.stack import Stack, list_all_tasks
 
 UNICODE_TITLES = [
     "Zürich — naïve café",
@@ -22,24 +22,12 @@ UNICODE_TITLES = [
 ]
 
 
-async def all_tasks(client: httpx.AsyncClient) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    cursor = None
-    while True:
-        params = {"limit": 100, **({"cursor": cursor} if cursor else {})}
-        page = (await client.get("/tasks", params=params)).json()
-        items += page["items"]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return items
-
-
 @pytest.fixture
 async def unchanged(task_api: httpx.AsyncClient) -> AsyncIterator[None]:
     """The test must leave every task as it found it."""
-    before = await all_tasks(task_api)
+    before = await list_all_tasks(task_api)
     yield
-    assert await all_tasks(task_api) == before
+    assert await list_all_tasks(task_api) == before
 
 
 @pytest.mark.parametrize("title", UNICODE_TITLES)

@@ -5,23 +5,19 @@ notification-service replicas consume it, and killing one replica of each mid-lo
 loses nothing acknowledged."""
 
 import asyncio
+import contextlib
 import itertools
 from collections import Counter
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
 from harness.load import Outcomes, create_tasks, notification_lines
 from harness.polling import eventually
-from harness.stack import Service, Stack
+from harness.stack import Stack, list_all_tasks, task_api_client
 
 pytestmark = pytest.mark.stack_variant(replicas=2)
-
-
-def client_of(stack: Stack, replica: Service) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        base_url=replica.url, headers={"X-API-Key": stack.api_key}, timeout=30.0
-    )
 
 
 def lines_of_all_replicas(stack: Stack, kind: str, event_type: str) -> Counter[str]:
@@ -32,18 +28,18 @@ def lines_of_all_replicas(stack: Stack, kind: str, event_type: str) -> Counter[s
     return counts
 
 
-async def list_everything(api: httpx.AsyncClient, limit: int) -> list[str]:
-    seen: list[str] = []
-    cursor: str | None = None
-    while True:
-        params: dict[str, str | int] = {"limit": limit}
-        if cursor:
-            params["cursor"] = cursor
-        page = (await api.get("/tasks", params=params)).json()
-        seen += [task["id"] for task in page["items"]]
-        cursor = page.get("next_cursor")
-        if not cursor:
-            return seen
+@contextlib.asynccontextmanager
+async def clients_of_both(
+    stack: Stack,
+) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
+    """A client of each task-api replica."""
+    first, second = stack.replicas["task-api"]
+    async with task_api_client(stack, first) as one, task_api_client(stack, second) as two:
+        yield one, two
+
+
+async def listed_ids(api: httpx.AsyncClient, limit: int) -> list[str]:
+    return [task["id"] for task in await list_all_tasks(api, limit=limit)]
 
 
 async def test_read_modify_write_through_both_replicas_loses_no_update(
@@ -51,8 +47,7 @@ async def test_read_modify_write_through_both_replicas_loses_no_update(
 ) -> None:
     """Eight writers, four per replica, each add their mark with If-Match and retry
     on 412/409: every mark is in the end, and each retry was for a real conflict."""
-    replicas = own_stack.replicas["task-api"]
-    async with client_of(own_stack, replicas[0]) as one, client_of(own_stack, replicas[1]) as two:
+    async with clients_of_both(own_stack) as (one, two):
         task = (await one.post("/tasks", json={"title": "marks:"})).json()
         refused: Counter[int] = Counter()
 
@@ -76,8 +71,7 @@ async def test_read_modify_write_through_both_replicas_loses_no_update(
 
 
 async def test_a_stale_if_match_is_refused_by_the_other_replica(own_stack: Stack) -> None:
-    replicas = own_stack.replicas["task-api"]
-    async with client_of(own_stack, replicas[0]) as one, client_of(own_stack, replicas[1]) as two:
+    async with clients_of_both(own_stack) as (one, two):
         created = await one.post("/tasks", json={"title": "v1"})
         etag = created.headers["ETag"]
         task_id = created.json()["id"]
@@ -94,9 +88,8 @@ async def test_a_stale_if_match_is_refused_by_the_other_replica(own_stack: Stack
 async def test_creates_and_deletes_on_both_replicas_list_each_task_once(
     own_stack: Stack,
 ) -> None:
-    replicas = own_stack.replicas["task-api"]
-    async with client_of(own_stack, replicas[0]) as one, client_of(own_stack, replicas[1]) as two:
-        before = set(await list_everything(one, 100))
+    async with clients_of_both(own_stack) as (one, two):
+        before = set(await listed_ids(one, 100))
         clients = itertools.cycle((one, two))
         created = await asyncio.gather(
             *(next(clients).post("/tasks", json={"title": f"spread {i}"}) for i in range(120))
@@ -108,13 +101,12 @@ async def test_creates_and_deletes_on_both_replicas_list_each_task_once(
             *((two if i % 2 == 0 else one).delete(f"/tasks/{ids[i]}") for i in range(0, 120, 3))
         )
         for api, limit in ((one, 7), (two, 50)):
-            listed = [t for t in await list_everything(api, limit) if t not in before]
+            listed = [t for t in await listed_ids(api, limit) if t not in before]
             assert Counter(listed) == Counter(set(ids) - set(deleted))
 
 
 async def test_each_event_is_handled_once_by_two_consumer_replicas(own_stack: Stack) -> None:
-    replicas = own_stack.replicas["task-api"]
-    async with client_of(own_stack, replicas[0]) as one, client_of(own_stack, replicas[1]) as two:
+    async with clients_of_both(own_stack) as (one, two):
         clients = itertools.cycle((one, two))
         tasks = [
             (await next(clients).post("/tasks", json={"title": f"consumed {i}"})).json()
@@ -150,10 +142,7 @@ async def test_killing_one_replica_of_each_mid_load_loses_nothing(own_stack: Sta
     consumers = own_stack.replicas["notification-service"]
     outcomes = [Outcomes(), Outcomes()]
     stop = asyncio.Event()
-    async with (
-        client_of(own_stack, task_apis[0]) as one,
-        client_of(own_stack, task_apis[1]) as two,
-    ):
+    async with clients_of_both(own_stack) as (one, two):
         loads = [
             asyncio.create_task(create_tasks(api, out, stop, workers=4, prefix=f"replica {n}"))
             for n, (api, out) in enumerate(((one, outcomes[0]), (two, outcomes[1])))

@@ -6,7 +6,7 @@ import uuid
 import httpx
 import pytest
 
-from harness.processes import wait_until
+from harness.polling import eventually
 from harness.stack import Stack
 
 
@@ -95,10 +95,10 @@ async def test_no_key_or_token_ever_reaches_a_log(stack: Stack) -> None:
         task = (await client.post("/tasks", json={"title": "Quiet"}, headers=headers)).json()
         await client.put(f"/tasks/{task['id']}/status?status=completed", headers=headers)
 
-    def delivered() -> bool:
-        return bool(stack.app_log_lines("task-api", f"notify for task {task['id']} delivered"))
+    async def delivered() -> list[str]:
+        return stack.app_log_lines("task-api", f"notify for task {task['id']} delivered")
 
-    wait_until(delivered, timeout=30, what="the completion's notify")
+    await eventually(delivered, within=30, what="the completion's notify")
     for process in stack.processes:
         log = process.log_path.read_text()
         leaked = [name for name, value in secrets.items() if value in log]

@@ -8,7 +8,7 @@ from uuid import uuid4
 import httpx
 
 from harness.polling import eventually
-from harness.stack import notifications_for
+from harness.stack import list_all_tasks, notifications_for
 
 
 async def create(
@@ -20,18 +20,6 @@ async def create(
     response = await client.post("/tasks", json={"title": title, **body}, headers=headers)
     assert response.status_code == 201, response.text
     return response
-
-
-async def list_all(client: httpx.AsyncClient, **params: Any) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    cursor = None
-    while True:
-        query = {**params, "limit": 100, **({"cursor": cursor} if cursor else {})}
-        page = (await client.get("/tasks", params=query)).json()
-        items += page["items"]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return items
 
 
 async def test_every_route_and_its_status_codes(task_api: httpx.AsyncClient) -> None:
@@ -150,7 +138,7 @@ async def test_forty_concurrent_creates_are_all_listed(task_api: httpx.AsyncClie
     )
     assert [r.status_code for r in responses] == [201] * 40
     created = {r.json()["id"] for r in responses}
-    listed = {t["id"] for t in await list_all(task_api)}
+    listed = {t["id"] for t in await list_all_tasks(task_api)}
     assert created <= listed
 
 
@@ -160,7 +148,7 @@ async def test_a_deleted_task_leaves_the_list(task_api: httpx.AsyncClient) -> No
         (await create(task_api, "drop")).json()["id"],
     )
     assert (await task_api.delete(f"/tasks/{drop}")).status_code == 204
-    listed = {t["id"] for t in await list_all(task_api)}
+    listed = {t["id"] for t in await list_all_tasks(task_api)}
     assert keep in listed
     assert drop not in listed
 
@@ -169,7 +157,7 @@ async def test_status_filter_and_pages(task_api: httpx.AsyncClient) -> None:
     marker = uuid4().hex[:8]
     ids = [(await create(task_api, f"{marker} {i}")).json()["id"] for i in range(5)]
     await task_api.put(f"/tasks/{ids[2]}/status", params={"status": "completed"})
-    completed = await list_all(task_api, status="completed")
+    completed = await list_all_tasks(task_api, status="completed")
     assert ids[2] in {t["id"] for t in completed}
     assert all(t["status"] == "completed" for t in completed)
     first = (await task_api.get("/tasks", params={"limit": 2})).json()
@@ -204,7 +192,7 @@ async def test_a_retried_create_does_not_bring_back_a_deleted_task(
     assert retried.status_code == 410, retried.text
     assert "deleted" in retried.json()["detail"]
     assert (await task_api.get(f"/tasks/{task_id}")).status_code == 404
-    assert task_id not in {t["id"] for t in await list_all(task_api)}
+    assert task_id not in {t["id"] for t in await list_all_tasks(task_api)}
 
     async def both_events() -> list[str] | None:
         seen = [
