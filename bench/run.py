@@ -4,7 +4,9 @@ Starts the real stack (the integration harness), then for each scenario and each
 concurrency level runs wrk against task-api and the same shape of load straight at
 task-api's sidecar HTTP state API (the ceiling), three times; reports medians, the
 ratio to the ceiling, create-to-notification latency and peak RSS of each process.
-Writes bench/results/bench.json, bench.md and bench.png.
+Those stacks export no traces; then GET and POST run on stacks with and without
+tracing (every span of apps and sidecars to Jaeger, sampling 1, as `make up` runs), for
+its overhead. Writes bench/results/bench.json, bench.md and bench.png.
 
     uv run python bench/run.py --seconds 4 --levels 1,8,32,64 --runs 3
 """
@@ -54,8 +56,8 @@ class Scenario:
 
 
 @contextlib.contextmanager
-def running_stack() -> Iterator[Stack]:
-    stack = Stack(Path(tempfile.mkdtemp(prefix="bench-")))
+def running_stack(tracing: bool = False) -> Iterator[Stack]:
+    stack = Stack(Path(tempfile.mkdtemp(prefix="bench-")), tracing=tracing)
     try:
         try:
             stack.start()
@@ -200,6 +202,32 @@ def run_wrk(
     return result
 
 
+def tracing_overhead(runs: int, seconds: int, connections: int) -> dict[str, Any]:
+    """GET and POST req/s and p99 on stacks without and with tracing (sampling 1),
+    alternating, each on a fresh stack."""
+    plan = [s for s in scenarios() if s.name in ("GET /tasks/{id}", "POST /tasks")]
+    raw: dict[str, dict[str, list[dict[str, Any]]]] = {s.name: {"off": [], "on": []} for s in plan}
+    for run in range(runs):
+        for scenario in plan:
+            for mode in ("off", "on"):
+                with running_stack(tracing=mode == "on") as stack:
+                    task_ids, event = asyncio.run(prepare(stack))
+                    result = run_wrk(stack, scenario, task_ids, event, connections, seconds)
+                raw[scenario.name][mode].append(result)
+                print(
+                    f"tracing {mode} run {run + 1} {scenario.name} c={connections}: "
+                    f"{result['rps']:.0f} req/s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    table: dict[str, Any] = {}
+    for name, modes in raw.items():
+        off, on = median_of(modes["off"]), median_of(modes["on"])
+        change = round((on["rps"] - off["rps"]) / off["rps"] * 100, 1) if off["rps"] else None
+        table[name] = {"off": off, "on": on, "rps_change_pct": change}
+    return {"connections": connections, "runs": runs, "scenarios": table}
+
+
 def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "rps": round(statistics.median(r["rps"] for r in runs), 1),
@@ -284,7 +312,7 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
         f"# Benchmark {report['started']}",
         "",
         f"wrk, {report['seconds']} s per level, median of {report['runs']} runs; "
-        f"ratio = requests/s over the ceiling's at the same concurrency.",
+        f"ratio = requests/s over the ceiling's at the same concurrency. No traces exported.",
         "",
         "| scenario | conc. | req/s | p50 ms | p95 ms | p99 ms | errors | ratio |",
         "|---|---|---|---|---|---|---|---|",
@@ -305,6 +333,22 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
         "Peak RSS (MiB): " + ", ".join(f"{k} {v}" for k, v in report["peak_rss_mib"].items()),
         "",
     ]
+    tracing = report.get("tracing")
+    if tracing:
+        lines += [
+            f"Tracing overhead: {tracing['connections']} connections, median of "
+            f"{tracing['runs']} runs, a fresh stack each; off = no spans exported (the table "
+            "above), on = every span of both apps and both sidecars to Jaeger (sampling 1).",
+            "",
+            "| scenario | req/s off | req/s on | change | p99 ms off | p99 ms on |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, row in tracing["scenarios"].items():
+            lines.append(
+                f"| {name} | {row['off']['rps']} | {row['on']['rps']} | "
+                f"{row['rps_change_pct']} % | {row['off']['p99_ms']} | {row['on']['p99_ms']} |"
+            )
+        lines.append("")
     path.write_text("\n".join(lines))
 
 
@@ -335,6 +379,7 @@ def main() -> None:
     parser.add_argument("--levels", default="1,8,32,64")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--e2e", type=int, default=60, help="tasks for the end-to-end latency")
+    parser.add_argument("--tracing-level", type=int, default=32, help="connections, tracing on/off")
     args = parser.parse_args()
     levels = [int(level) for level in args.levels.split(",")]
 
@@ -370,6 +415,7 @@ def main() -> None:
             for c in levels:
                 row, ceiling = table[scenario.name][str(c)], table[scenario.ceiling][str(c)]
                 row["ratio"] = round(row["rps"] / ceiling["rps"], 3) if ceiling["rps"] else None
+    tracing = tracing_overhead(args.runs, args.seconds, args.tracing_level)
     report = {
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         "seconds": args.seconds,
@@ -378,6 +424,7 @@ def main() -> None:
         "scenarios": table,
         "end_to_end": e2e,
         "peak_rss_mib": peaks,
+        "tracing": tracing,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "bench.json").write_text(json.dumps(report, indent=2) + "\n")

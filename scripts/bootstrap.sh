@@ -2,9 +2,11 @@
 # says exactly what is missing, and exports
 #   UV                                 the uv binary to use
 #   TASK_PLATFORM_DAPR_RUNTIME_PATH    the directory whose .dapr/bin holds daprd and dapr
+#   TASK_PLATFORM_JAEGER               the jaeger binary (the trace backend)
 # Installs: uv (from PyPI, into a cache outside the repo) when none is on PATH,
 # redis-server (Debian package) when missing and apt-get can be used, the Python
-# dependencies (uv sync, from uv.lock), and the pinned Dapr runtime (scripts/ensure-dapr.sh).
+# dependencies (uv sync, from uv.lock), the pinned Dapr runtime (scripts/ensure-dapr.sh)
+# and Jaeger (scripts/ensure-jaeger.sh).
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$repo_root/versions.env"
@@ -64,5 +66,8 @@ need_dapr() {
   TASK_PLATFORM_DAPR_RUNTIME_PATH=$("$repo_root/scripts/ensure-dapr.sh") || missing "daprd $DAPR_RUNTIME_VERSION (see above)"
 }
 
-need_python && need_uv && need_redis && need_python_deps && need_dapr || return 1
-export UV TASK_PLATFORM_DAPR_RUNTIME_PATH
+need_jaeger() {
+  TASK_PLATFORM_JAEGER=$("$repo_root/scripts/ensure-jaeger.sh") || missing "jaeger $JAEGER_VERSION (see above)"
+}
+need_python && need_uv && need_redis && need_python_deps && need_dapr && need_jaeger || return 1
+export UV TASK_PLATFORM_DAPR_RUNTIME_PATH TASK_PLATFORM_JAEGER

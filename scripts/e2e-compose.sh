@@ -121,6 +121,8 @@ compose_cmd=$(printf '%q ' "$DOCKER" compose -p "$project" -f "$repo_root/docker
 TASK_PLATFORM_STACK=external TASK_API_URL=http://127.0.0.1:8000 NOTIFICATION_URL=http://127.0.0.1:8001 \
   TASK_API_KEY=$api_key TASK_PLATFORM_APP_LOGS="$compose_cmd logs --no-color {app}" \
   TASK_PLATFORM_APP_EXEC="$(printf '%q' "$DOCKER") exec -i $project-{app}-1" \
+  TRACES_URL=http://127.0.0.1:16686 \
   "$UV" run --frozen pytest -p no:cacheprovider \
-  tests/integration/test_task_api_contract.py tests/integration/test_event_flows.py >&2
+  tests/integration/test_task_api_contract.py tests/integration/test_event_flows.py \
+  tests/integration/test_tracing.py >&2
 phase_done tests

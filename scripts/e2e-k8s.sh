@@ -101,7 +101,8 @@ TASK_PLATFORM_STACK=external \
   TASK_PLATFORM_APP_LOGS="$kubectl_ns logs -l app.kubernetes.io/name={app} -c {app} --tail=-1" \
   TASK_PLATFORM_APP_EXEC="$kubectl_ns exec -i deploy/{app} -c {app} --" \
   TASK_PLATFORM_TILT_DIR=$work/repo KUBECTL=$K8S_BIN/kubectl \
+  TRACES_URL=http://127.0.0.1:16686 \
   "$UV" run --frozen pytest -p no:cacheprovider -s \
   tests/integration/test_task_api_contract.py tests/integration/test_event_flows.py \
-  tests/e2e/test_tilt_dev_loop.py
+  tests/integration/test_tracing.py tests/e2e/test_tilt_dev_loop.py
 say "all e2e tests passed"

@@ -10,7 +10,10 @@ module_dir() {
 }
 
 copy_module() {
-  cp -r "$(module_dir "$1")" "$2"
+  local dir
+  # Its own statement: a module the proxy refuses stops here, not at `cp ''`.
+  dir=$(module_dir "$1")
+  cp -r "$dir" "$2"
   chmod -R u+w "$2"
   # Module zips keep at most vendor/modules.txt: build from modules instead.
   rm -rf "$2/vendor" "$2/go.work" "$2/go.work.sum"

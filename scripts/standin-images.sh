@@ -7,9 +7,11 @@
 # warning says so (every run, while a stand-in is in use).
 # Stand-ins are built from: a Debian bookworm rootfs (debootstrap --variant=minbase from
 # this machine's Debian mirror), uv from its PyPI wheel, the pinned daprd
-# (scripts/ensure-dapr.sh) and BuildKit's dockerfile-frontend built from its Go module.
+# (scripts/ensure-dapr.sh), the pinned jaeger (scripts/ensure-jaeger.sh) and BuildKit's
+# dockerfile-frontend built from its Go module.
 # Leaves behind: the images in the engine; in the cache, standin/bookworm-minbase.tar.gz
-# (the rootfs) and dockerfile-frontend-<version>/dockerfile-frontend. Logs to stderr only.
+# (the rootfs), dockerfile-frontend-<version>/dockerfile-frontend and
+# jaeger-<version>/jaeger. Logs to stderr only.
 set -euo pipefail
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$repo_root/versions.env"
@@ -121,6 +123,7 @@ build_standin() { # <image> <recipe>
     redis) ensure_base; cp "$recipes/redis-entry.sh" "$ctx/" ;;
     uv) uv_files "$ctx" "${image##*:}" ;;
     daprd) daprd_file "$ctx" ;;
+    jaeger) cp "$("$repo_root/scripts/ensure-jaeger.sh")" "$ctx/jaeger" ;;
     frontend) frontend_file "$ctx" ;;
     *) log "no recipe '$recipe'"; return 1 ;;
   esac

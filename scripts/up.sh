@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # `make up`: the whole system on this machine. Redis on 6379 (started here, with
-# append-only persistence in .run/redis, unless something already listens there), then,
-# once Redis answers commands, both services with their sidecars through the Dapr CLI's
-# multi-app run (dapr.yaml). Ctrl-C stops it all.
+# append-only persistence in .run/redis, unless something already listens there) and
+# Jaeger for the traces (OTLP on 4317, query API on 16686, unless one listens there),
+# then, once Redis answers commands, both services with their sidecars through the Dapr
+# CLI's multi-app run (dapr.yaml). Ctrl-C stops it all.
 #
 # All or nothing: if a sidecar or an app exits while the stack runs, everything stops
 # and the reason is the last thing printed (the CLI would not restart it, and a
-# half-started stack answers nothing useful). Leaves behind: .run/ (Redis data and log;
-# `make clean-data` empties it) and the CLI's logs under services/*/.dapr/logs.
+# half-started stack answers nothing useful). Leaves behind: .run/ (Redis data and log,
+# Jaeger's log; `make clean-data` empties it; traces live in Jaeger's memory only) and the CLI's logs under services/*/.dapr/logs.
 set -euo pipefail
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo_root"
@@ -19,6 +20,7 @@ redis_timeout=${REDIS_READY_TIMEOUT:-300}
 apps=(task-api notification-service)
 mkdir -p "$run_dir/redis"
 redis_pid=
+jaeger_pid=
 dapr_pid=
 reason=
 cleanup() {
@@ -28,6 +30,10 @@ cleanup() {
     kill -TERM -- "-$dapr_pid" 2>/dev/null || true
     for _ in $(seq 50); do kill -0 -- "-$dapr_pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL -- "-$dapr_pid" 2>/dev/null || true
+  fi
+  if [[ -n $jaeger_pid ]] && kill -0 "$jaeger_pid" 2>/dev/null; then
+    kill "$jaeger_pid"
+    wait "$jaeger_pid" 2>/dev/null || true
   fi
   if [[ -n $redis_pid ]] && kill -0 "$redis_pid" 2>/dev/null; then
     echo "stopping redis-server"
@@ -107,9 +113,23 @@ else
 fi
 wait_for_redis
 
+if (exec 3<>/dev/tcp/127.0.0.1/4317) 2>/dev/null; then
+  echo "sending traces to whatever already listens on 4317 (OTLP)"
+else
+  "$TASK_PLATFORM_JAEGER" --config components/tracing/jaeger-local.yaml > "$run_dir/jaeger.log" 2>&1 &
+  jaeger_pid=$!
+  until (exec 3<>/dev/tcp/127.0.0.1/4317) 2>/dev/null; do
+    kill -0 "$jaeger_pid" 2>/dev/null || { reason="jaeger exited: $(tail -n 1 "$run_dir/jaeger.log")"; exit 1; }
+    sleep 0.1
+  done
+fi
+# The apps' spans (the sidecars' go there by their Configuration, components/config).
+export OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317
+
 cat <<MSG
 task-api             http://127.0.0.1:8000  (docs: /docs; API key: see components/secrets.json)
 notification-service http://127.0.0.1:8001  (follow notifications: make watch)
+traces               http://127.0.0.1:16686 (Jaeger's query API; README: Follow a task)
 Ctrl-C stops everything.
 MSG
 # The sidecars announce themselves at this address in name resolution: loopback works

@@ -653,7 +653,7 @@ def mirror_name(image: str) -> str | None:
 
 
 def preload_images() -> None:
-    """Copy the Docker Hub images k8s/ needs (redis) from the Docker engine, when one
+    """Copy the Docker Hub images k8s/ needs (redis, jaeger) from the Docker engine, when one
     answers (scripts/docker-up.sh exports DOCKER and DOCKER_HOST), into the local registry,
     where containerd finds them. Pushed every time (cheap: layers already there are
     skipped), so a rebuilt stand-in replaces the old one."""

@@ -69,21 +69,56 @@ def test_sidecars_mount_resources_that_exist(compose: dict[str, Any]) -> None:
             assert (REPO_ROOT / source).exists(), source
 
 
+def sidecar_configuration_file(compose: dict[str, Any], app: str) -> Path:
+    """The Dapr Configuration file (in the repository) an app's sidecar is started with."""
+    mounts = dict(v.split(":")[:2] for v in compose["x-daprd"]["volumes"])
+    command = compose["services"][f"{app}-dapr"]["command"]
+    config_file = Path(command[command.index("--config") + 1])
+    [source] = [s for s, target in mounts.items() if Path(target) == config_file.parent]
+    return REPO_ROOT / str(source) / config_file.name
+
+
 def test_the_sidecars_hand_out_only_the_api_key_as_under_make_up(
     compose: dict[str, Any],
 ) -> None:
-    mounts = dict(v.split(":")[:2] for v in compose["x-daprd"]["volumes"])
     for app in APPS:
-        command = compose["services"][f"{app}-dapr"]["command"]
-        config_file = Path(command[command.index("--config") + 1])
+        config_file = sidecar_configuration_file(compose, app)
         # Each sidecar gets its own app's Configuration from the mounted directory.
-        [source] = [s for s, target in mounts.items() if Path(target) == config_file.parent]
         assert config_file.name == f"{app}.yaml"
-        scopes = yaml.safe_load((REPO_ROOT / source / config_file.name).read_text())
+        scopes = yaml.safe_load(config_file.read_text())
         local = yaml.safe_load((REPO_ROOT / "components" / "config" / f"{app}.yaml").read_text())
         assert scopes["spec"]["secrets"] == local["spec"]["secrets"], app
         scopes = scopes["spec"]["secrets"]
         assert scopes["scopes"][0]["defaultAccess"] == "deny"
+
+
+def test_jaeger_runs_the_pinned_image_with_only_its_query_port_on_loopback(
+    compose: dict[str, Any],
+) -> None:
+    jaeger = compose["services"]["jaeger"]
+    assert jaeger["image"] == f"jaegertracing/jaeger:{versions()['JAEGER_IMAGE_VERSION']}"
+    # The UI and query API for the host's browser; OTLP stays on compose's network.
+    assert jaeger["ports"] == ["127.0.0.1:16686:16686"]
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_each_app_and_its_sidecar_send_every_trace_to_jaeger(
+    compose: dict[str, Any], app: str
+) -> None:
+    services = compose["services"]
+    tracing = yaml.safe_load(sidecar_configuration_file(compose, app).read_text())["spec"][
+        "tracing"
+    ]
+    assert tracing["samplingRate"] == "1"
+    assert tracing["otel"] == {
+        "endpointAddress": "jaeger:4317",
+        "isSecure": False,
+        "protocol": "grpc",
+    }
+    # The app's own spans go to the same receiver (an OTLP endpoint is a URL).
+    assert services[app]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4317"
+    for service in (app, f"{app}-dapr"):
+        assert services[service]["depends_on"]["jaeger"] == {"condition": "service_started"}
 
 
 def test_redis_is_healthchecked_and_persistent(compose: dict[str, Any]) -> None:

@@ -104,6 +104,44 @@ def test_one_dapr_version_everywhere() -> None:
     assert set(re.findall(r"daprd (\d+\.\d+\.\d+)", readme)) <= {DAPR}
 
 
+# Each environment's daprd Configurations: components/config for `make up`,
+# components/compose/config for docker-compose.yml, k8s/dapr for the cluster (there the
+# address is kustomization.yaml's; tests/deploy/test_kubernetes.py checks the rendering).
+@pytest.mark.parametrize(
+    "directory", ["components/config", "components/compose/config", "k8s/dapr"]
+)
+def test_every_sidecar_traces_every_request_over_otlp(directory: str) -> None:
+    configurations = {
+        o["metadata"]["name"]: o for o in resources(directory) if o["kind"] == "Configuration"
+    }
+    assert len(configurations) == len(APP_PORTS)
+    for name, configuration in configurations.items():
+        tracing = configuration["spec"].get("tracing")
+        assert tracing is not None, name
+        # A string: Dapr reads it as a decimal ("1" = every request).
+        assert tracing["samplingRate"] == "1", name
+        otel = tracing["otel"]
+        assert re.fullmatch(r"[\w.-]+:\d+", otel["endpointAddress"]), (name, otel)
+        assert otel["protocol"] == "grpc", name
+        assert otel["isSecure"] is False, name
+
+
+def test_one_jaeger_version_everywhere() -> None:
+    pins = versions()
+    image = f"jaegertracing/jaeger:{pins['JAEGER_IMAGE_VERSION']}"
+    compose = (REPO_ROOT / "docker-compose.yml").read_text()
+    assert set(re.findall(r"jaegertracing/jaeger:\S+", compose)) == {image}
+    k8s = (REPO_ROOT / "k8s" / "jaeger.yaml").read_text()
+    assert set(re.findall(r"jaegertracing/jaeger:\S+", k8s)) == {image}
+    # The binary of `make up` and of the image's local stand-in comes from the Go module,
+    # which tags each release v1.N as well as v2.(N-63) (Jaeger's CHANGELOG: "v1.63.0 /
+    # v2.0.0" ... "v1.76.0 / v2.13.0"): bumping one pin alone would mix two releases.
+    module = [int(n) for n in pins["JAEGER_VERSION"].split(".")]
+    release = [int(n) for n in pins["JAEGER_IMAGE_VERSION"].split(".")]
+    assert (module[0], release[0]) == (1, 2)
+    assert module[1] - 63 == release[1]
+
+
 def test_the_tiltfile_names_the_apps_and_ports() -> None:
     tiltfile = (REPO_ROOT / "Tiltfile").read_text()
     for app, port in APP_PORTS.items():

@@ -1,6 +1,7 @@
 """The Kubernetes manifests: valid for the API server and for Dapr's CRDs of the pinned
 release, and built the way the contract asks."""
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,15 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from harness.deploy_tools import app_configuration, by_kind, deploy_tools
+from harness.deploy_tools import (
+    app_configuration,
+    by_kind,
+    deploy_tools,
+    kustomize_build,
+    load_yaml_documents,
+    versions,
+)
+from harness.resources import REPO_ROOT
 
 KUBERNETES_VERSION = "1.33.0"
 APPS = {"task-api": 8000, "notification-service": 8001}
@@ -207,6 +216,104 @@ def test_redis_persists_with_append_only_on_a_claim(k8s_objects: list[dict[str, 
     )
 
 
+def test_jaeger_runs_once_behind_its_service_probed_limited_and_hardened(
+    k8s_objects: list[dict[str, Any]],
+) -> None:
+    deployment = by_kind(k8s_objects, "Deployment")["jaeger"]
+    # One: its traces live in its memory.
+    assert deployment["spec"]["replicas"] == 1
+    pod = deployment["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert container["image"] == f"jaegertracing/jaeger:{versions()['JAEGER_IMAGE_VERSION']}"
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["otlp-grpc"] == 4317
+    assert ports["query"] == 16686
+    probe = container["readinessProbe"]["httpGet"]
+    # The health check extension answers on 13133, at /status only.
+    assert (ports.get(probe["port"], probe["port"]), probe["path"]) in {
+        (16686, "/"),
+        (13133, "/status"),
+    }
+    assert set(container["resources"]) == {"requests", "limits"}
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["automountServiceAccountToken"] is False
+    hardening = container["securityContext"]
+    assert hardening["readOnlyRootFilesystem"] is True
+    assert hardening["allowPrivilegeEscalation"] is False
+    assert hardening["capabilities"]["drop"] == ["ALL"]
+    service = by_kind(k8s_objects, "Service")["jaeger"]
+    assert {(p["name"], p["port"]) for p in service["spec"]["ports"]} == {
+        ("otlp-grpc", 4317),
+        ("query", 16686),
+    }
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+
+
+def collector_address(kustomization: Path) -> str:
+    """The one collector address: the tracing ConfigMap's literal in kustomization.yaml."""
+    generators = load_yaml_documents(kustomization)[0]["configMapGenerator"]
+    [generator] = [g for g in generators if g["name"] == "tracing"]
+    [address] = [
+        str(literal).split("=", 1)[1]
+        for literal in generator["literals"]
+        if literal.startswith("collector-address=")
+    ]
+    return address
+
+
+def tracing_targets(objects: list[dict[str, Any]]) -> dict[str, str]:
+    """Where the rendered manifests send traces: each app's sidecar (its Configuration)
+    and each app container (OTEL_EXPORTER_OTLP_ENDPOINT)."""
+    deployments = by_kind(objects, "Deployment")
+    found = {}
+    for app in APPS:
+        otel = app_configuration(objects, app)["spec"]["tracing"]["otel"]
+        found[f"{app} sidecar"] = otel["endpointAddress"]
+        [container] = deployments[app]["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        found[f"{app} app"] = env["OTEL_EXPORTER_OTLP_ENDPOINT"]
+    return found
+
+
+def test_apps_and_sidecars_send_every_trace_to_jaeger(k8s_objects: list[dict[str, Any]]) -> None:
+    address = collector_address(REPO_ROOT / "k8s" / "kustomization.yaml")
+    assert address == "jaeger:4317"
+    assert tracing_targets(k8s_objects) == {
+        "task-api sidecar": address,
+        "task-api app": f"http://{address}",
+        "notification-service sidecar": address,
+        "notification-service app": f"http://{address}",
+    }
+    for app in APPS:
+        tracing = app_configuration(k8s_objects, app)["spec"]["tracing"]
+        assert tracing["samplingRate"] == "1"
+        assert tracing["otel"]["protocol"] == "grpc"
+        assert tracing["otel"]["isSecure"] is False
+    # The address is the jaeger Service's OTLP gRPC port.
+    host, port = address.split(":")
+    service = by_kind(k8s_objects, "Service")[host]
+    assert int(port) in {p["port"] for p in service["spec"]["ports"]}
+    # Only read while building: never applied to the cluster.
+    assert "tracing" not in by_kind(k8s_objects, "ConfigMap")
+
+
+def test_the_collector_address_is_set_in_one_place(tmp_path: Path) -> None:
+    """What a user does to send traces to their own collector: change the one value."""
+    copy = tmp_path / "k8s"
+    shutil.copytree(REPO_ROOT / "k8s", copy)
+    kustomization = copy / "kustomization.yaml"
+    text = kustomization.read_text()
+    literal = f"collector-address={collector_address(kustomization)}"
+    assert text.count(literal) == 1
+    kustomization.write_text(text.replace(literal, "collector-address=otel.observability:4317"))
+    assert tracing_targets(kustomize_build(copy)) == {
+        "task-api sidecar": "otel.observability:4317",
+        "task-api app": "http://otel.observability:4317",
+        "notification-service sidecar": "otel.observability:4317",
+        "notification-service app": "http://otel.observability:4317",
+    }
+
+
 # Who may reach which port of which pod ("anyone" for a rule without `from`). The README's
 # security section lists the same flows.
 DAPR_INTERNAL_GRPC = 50002
@@ -215,6 +322,8 @@ FLOWS = {
     ("notification-service", 8001): "anyone",
     ("notification-service", DAPR_INTERNAL_GRPC): frozenset({"task-api"}),
     ("redis", 6379): frozenset(APPS),
+    # Spans over OTLP gRPC, from each app and its sidecar (both in the app's pod).
+    ("jaeger", 4317): frozenset(APPS),
 }
 
 

@@ -51,10 +51,29 @@ def compose_images() -> set[str]:
     return {s["image"] for s in compose["services"].values() if "build" not in s}
 
 
+def kubernetes_images() -> set[str]:
+    """Images k8s/ runs that Tilt does not build: tools/cluster.py copies them from the
+    Docker engine into the local cluster's registry, so a stand-in serves there too."""
+    found = set()
+    for path in sorted((REPO_ROOT / "k8s").rglob("*.yaml")):
+        for document in yaml.safe_load_all(path.read_text()):
+            if document and document.get("kind") == "Deployment":
+                for container in document["spec"]["template"]["spec"]["containers"]:
+                    if not container["image"].startswith("task-platform/"):
+                        found.add(container["image"])
+    return found
+
+
 def test_every_base_image_has_a_standin() -> None:
     assert SERVICE_DOCKERFILES
     needed = set().union(*(base_images(d) for d in SERVICE_DOCKERFILES)) | compose_images()
     assert needed - set(standin_list()) == set()
+
+
+def test_every_image_kubernetes_pulls_has_a_standin() -> None:
+    repositories = {image.split(":")[0] for image in kubernetes_images()}
+    assert repositories >= {"redis", "jaegertracing/jaeger"}
+    assert kubernetes_images() - set(standin_list()) == set()
 
 
 @pytest.mark.parametrize("recipe", sorted(set(standin_list().values())))

@@ -60,9 +60,18 @@ def manifest(result: dict[str, Any], name: str) -> dict[str, Any]:
     return found[0]
 
 
-def test_every_app_redis_and_dapr_resource_is_a_tilt_resource(result: dict[str, Any]) -> None:
+def test_every_app_redis_jaeger_and_dapr_resource_is_a_tilt_resource(
+    result: dict[str, Any],
+) -> None:
     names = {m["Name"] for m in result["Manifests"]}
-    assert {*APPS, "redis"} | DAPR_RESOURCES <= names
+    assert {*APPS, "redis", "jaeger"} | DAPR_RESOURCES <= names
+
+
+def test_jaegers_query_port_is_forwarded(result: dict[str, Any]) -> None:
+    found = manifest(result, "jaeger")
+    [forward] = found["DeployTarget"]["portForwardTemplateSpec"]["forwards"]
+    assert (forward["localPort"], forward["containerPort"]) == (16686, 16686)
+    assert found["Labels"] == {"infrastructure": "infrastructure"}
 
 
 @pytest.mark.parametrize("app", APPS)

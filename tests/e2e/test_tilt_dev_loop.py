@@ -126,7 +126,7 @@ def test_a_source_edit_is_served_by_the_running_pods_without_a_rebuild() -> None
     marker = f"live update {uuid4()}"
     source = Path(os.environ["TASK_PLATFORM_TILT_DIR"]) / "services/task-api/src/task_api/main.py"
     started = time.monotonic()
-    edit(source, 'summary="Tasks on Dapr state, pub/sub and secrets"', f'summary="{marker}"')
+    edit(source, 'SUMMARY = "Tasks on Dapr state, pub/sub and secrets"', f'SUMMARY = "{marker}"')
     wait_until(lambda: openapi_summary() == marker, timeout=30, what="the edit to be served")
     print(f"live update: edit to served in {time.monotonic() - started:.1f} s")
     after = the_running_pods("task-api")

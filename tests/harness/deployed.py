@@ -10,6 +10,8 @@ event-flow tests at one with these variables:
     TASK_PLATFORM_APP_EXEC            command prefix running a program in an app's
                                       container, e.g. `kubectl -n task-platform exec -i
                                       deploy/{app} -c {app} --`
+    TRACES_URL                        Jaeger's query API (optional: without it the
+                                      trace tests are skipped)
 
 The sidecars' ports are not published anywhere, so what a test sends to a sidecar goes
 from inside the app's container, which shares the sidecar's network namespace and has
@@ -55,6 +57,7 @@ class DeployedStack:
         self.api_key = os.environ["TASK_API_KEY"]
         self._logs = os.environ["TASK_PLATFORM_APP_LOGS"]
         self._exec = os.environ["TASK_PLATFORM_APP_EXEC"]
+        self.traces_url = os.environ.get("TRACES_URL")
 
     def _command(self, template: str, app_id: str) -> list[str]:
         return shlex.split(template.replace("{app}", app_id))

@@ -26,9 +26,11 @@ def write_resources(
     redis_port: int,
     other_secrets: dict[str, str],
     component_metadata: Mapping[str, Mapping[str, str]] | None = None,
+    otlp_address: str | None = None,
 ) -> tuple[Path, dict[str, Path], str]:
     """Write resources and each app's Dapr Configuration under `target`;
-    `component_metadata` sets metadata values of named components (a test's variant).
+    `component_metadata` sets metadata values of named components (a test's variant);
+    the sidecars send their spans to `otlp_address`, and trace nothing without one.
 
     Returns the resources directory, the configuration file of each app-id and the
     generated API key.
@@ -70,6 +72,10 @@ def write_resources(
         config["spec"]["nameResolution"]["configuration"]["connectionString"] = str(
             target / "name-resolution.db"
         )
+        if otlp_address:
+            config["spec"]["tracing"]["otel"]["endpointAddress"] = otlp_address
+        else:
+            del config["spec"]["tracing"]
         config_files[source.stem] = target / f"config-{source.name}"
         config_files[source.stem].write_text(yaml.safe_dump(config))
     return resources_dir, config_files, api_key

@@ -1,10 +1,8 @@
 """The whole system on free ports: redis-server, a daprd per service, both apps."""
 
-import os
 import secrets
 import shutil
 import socket
-import subprocess
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -13,22 +11,12 @@ from typing import Any, Protocol
 
 import httpx
 
+from harness.jaeger import Jaeger
 from harness.processes import ManagedProcess, free_port, wait_until
-from harness.resources import REPO_ROOT, write_resources
+from harness.resources import write_resources
+from harness.tools import provided
 
 START_TIMEOUT = 60.0
-
-
-def dapr_runtime_dir() -> Path:
-    """Where the pinned daprd lives: the Makefile exports it; otherwise ask the script
-    that provides it (a cache hit takes well under a second)."""
-    given = os.environ.get("TASK_PLATFORM_DAPR_RUNTIME_PATH")
-    if given:
-        return Path(given)
-    out = subprocess.run(
-        [str(REPO_ROOT / "scripts" / "ensure-dapr.sh")], check=True, capture_output=True, text=True
-    )
-    return Path(out.stdout.strip())
 
 
 def _http_ok(url: str, expected: tuple[int, ...] = (200, 204)) -> bool:
@@ -112,6 +100,11 @@ class RunningStack(Protocol):
     def task_api(self) -> AppEndpoint: ...
     @property
     def notification_service(self) -> AppEndpoint: ...
+    @property
+    def traces_url(self) -> str | None:
+        """Jaeger's query API, where the stack's spans go (None: not traced)."""
+        ...
+
     def app_log_lines(self, app_id: str, needle: str) -> list[str]: ...
     async def publish_raw(
         self, body: bytes, *, content_type: str, cloudevent_id: str | None = None
@@ -121,15 +114,18 @@ class RunningStack(Protocol):
 
 class Stack:
     """`replicas` of each app-id, each replica with its own sidecar: name resolution
-    finds them all, and they share their app-id's consumer groups, as pods do."""
+    finds them all, and they share their app-id's consumer groups, as pods do. With
+    `tracing`, a Jaeger of its own receives the spans of every app and sidecar."""
 
     def __init__(
         self,
         workdir: Path,
         component_metadata: Mapping[str, Mapping[str, str]] | None = None,
         replicas: int = 1,
+        tracing: bool = True,
     ) -> None:
         self.workdir = workdir
+        self.jaeger = Jaeger(workdir) if tracing else None
         self.redis_port = free_port()
         self.redis = ManagedProcess(
             "redis",
@@ -165,11 +161,17 @@ class Stack:
                 "app-api-token": self.app_api_token,
             },
             component_metadata=component_metadata,
+            otlp_address=self.jaeger.otlp_address if self.jaeger else None,
         )
-        daprd = dapr_runtime_dir() / ".dapr" / "bin" / "daprd"
+        runtime = provided("TASK_PLATFORM_DAPR_RUNTIME_PATH", "ensure-dapr.sh")
+        daprd = runtime / ".dapr" / "bin" / "daprd"
         for service in self.services:
             service.sidecar = self._sidecar(service, daprd)
             service.app = self._app(service)
+
+    @property
+    def traces_url(self) -> str | None:
+        return self.jaeger.query_url if self.jaeger else None
 
     @property
     def services(self) -> list[Service]:
@@ -177,7 +179,8 @@ class Stack:
 
     @property
     def processes(self) -> list[ManagedProcess]:
-        return [self.redis] + [p for s in self.services for p in s.processes()]
+        tracer = [self.jaeger.process] if self.jaeger and self.jaeger.process else []
+        return tracer + [self.redis] + [p for s in self.services for p in s.processes()]
 
     def _sidecar(self, service: Service, daprd: Path) -> ManagedProcess:
         return ManagedProcess(
@@ -228,10 +231,22 @@ class Stack:
                 "DAPR_API_TOKEN": self.dapr_api_token,
                 "APP_API_TOKEN": self.app_api_token,
                 "PYTHONUNBUFFERED": "1",
+                **self._tracing_env(),
             },
         )  # fmt: skip
 
+    def _tracing_env(self) -> dict[str, str]:
+        if self.jaeger is None:
+            return {}
+        # Batches every half second instead of every five: a test reads a trace sooner.
+        return {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": self.jaeger.otlp_endpoint,
+            "OTEL_BSP_SCHEDULE_DELAY": "500",
+        }
+
     def start(self) -> None:
+        if self.jaeger:
+            self.jaeger.start()
         self.redis.start()
         wait_until(lambda: redis_ping(self.redis_port), timeout=START_TIMEOUT, what="redis-server")
         for service in self.services:

@@ -7,7 +7,10 @@ uv or a dapr that a new machine lacks, so tests ask here instead of spawning a n
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
+
+from harness.resources import REPO_ROOT
 
 
 def uv_binary() -> Path:
@@ -19,3 +22,15 @@ def uv_binary() -> Path:
     if found is None:
         raise RuntimeError("uv not found: run the tests through `make test` (it exports $UV)")
     return Path(found)
+
+
+def provided(variable: str, script: str) -> Path:
+    """A pinned tool: what bootstrap exported in `variable`, else what scripts/`script`
+    prints (it builds the tool the first time; a cache hit takes well under a second)."""
+    given = os.environ.get(variable)
+    if given:
+        return Path(given)
+    out = subprocess.run(
+        [str(REPO_ROOT / "scripts" / script)], check=True, capture_output=True, text=True
+    )
+    return Path(out.stdout.strip())

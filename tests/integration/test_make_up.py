@@ -2,6 +2,7 @@
 is still loading its data, and a sidecar that exits takes the whole stack down with the
 reason printed last."""
 
+import json
 import os
 import re
 import signal
@@ -20,7 +21,7 @@ from harness.stack import redis_ping
 
 pytestmark = pytest.mark.integration
 
-FIXED_PORTS = (6379, 8000, 8001, 3500, 3501)
+FIXED_PORTS = (6379, 8000, 8001, 3500, 3501, 4317, 16686)
 API_KEY = "dev-task-api-key"  # components/secrets.json, as the README shows
 
 
@@ -180,6 +181,13 @@ def test_make_up_waits_for_a_redis_that_is_loading_its_data(
     )  # fmt: skip
     assert created.status_code == 201, created.text
     assert "Redis is loading its data set" in make_up.output()
+    # The README's "Follow a task": its trace, from the Jaeger that make up started.
+    query = {"service": "task-api", "tags": json.dumps({"task.id": created.json()["id"]})}
+    wait_until(
+        lambda: bool(httpx.get("http://127.0.0.1:16686/api/traces", params=query).json()["data"]),
+        timeout=30,
+        what="the task's trace in Jaeger",
+    )
     assert make_up.interrupt() == 0
 
 
@@ -187,10 +195,10 @@ def test_a_sidecar_that_exits_stops_the_stack_with_the_reason_last(make_up: Make
     make_up.start()
     make_up.wait_ready()
     # Nothing of the stack listens beyond loopback: Redis, both apps, both sidecars'
-    # API, internal gRPC and metrics ports.
+    # API, internal gRPC and metrics ports, Jaeger's OTLP and query ports.
     listeners = listeners_of_session(make_up.process.pid)
-    assert {"redis-server", "daprd"} <= set(listeners), listeners
-    assert sum(len(a) for a in listeners.values()) >= 1 + 2 + 2 * 4, listeners
+    assert {"redis-server", "daprd", "jaeger"} <= set(listeners), listeners
+    assert sum(len(a) for a in listeners.values()) >= 1 + 2 + 2 * 4 + 2, listeners
     beyond = {
         n: {a for a in addresses if not a.startswith("127.0.0.1:")}
         for n, addresses in listeners.items()

@@ -6,10 +6,14 @@ import logging
 from collections.abc import Iterator
 
 import pytest
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from dapr_service_kit.logs import TraceContext, configure_logging, trace_of
+from dapr_service_kit.logs import TraceContext, configure_logging
+from dapr_service_kit.tracing import telemetry_config
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
@@ -76,17 +80,48 @@ def test_a_line_outside_a_request_has_no_trace(captured: io.StringIO) -> None:
 @pytest.mark.parametrize(
     "header",
     [
-        b"",
-        b"garbage",
-        b"00-short-00f067aa0ba902b7-01",
+        "garbage",
+        "00-short-00f067aa0ba902b7-01",
         # What daprd sends while tracing is off: invalid ids, not a trace.
-        b"00-00000000000000000000000000000000-0000000000000000-00",
+        "00-00000000000000000000000000000000-0000000000000000-00",
     ],
 )
-def test_a_malformed_or_invalid_traceparent_is_ignored(header: bytes) -> None:
-    assert trace_of(header) is None
+def test_a_malformed_or_invalid_traceparent_is_no_trace(captured: io.StringIO, header: str) -> None:
+    configure_into(captured, "json")
+    with TestClient(app_logging_one_line()) as client:
+        client.post("/events/x", headers={"traceparent": header})
+    [line] = [json.loads(raw) for raw in captured.getvalue().splitlines() if "NOTIFY" in raw]
+    assert "trace_id" not in line
+    assert "span_id" not in line
 
 
 def test_an_unknown_format_is_refused(captured: io.StringIO) -> None:
     with pytest.raises(ValueError, match="LOG_FORMAT"):
         configure_logging("task-api", "xml")
+
+
+def test_while_spans_are_recorded_a_line_carries_the_apps_span(captured: io.StringIO) -> None:
+    """With tracing on, FastAPI's server span continues daprd's trace; a line logged in
+    the request names that span (not daprd's), so the line and the span meet in Jaeger."""
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    app = FastAPI(telemetry={**telemetry_config(), "tracing": True, "tracer_provider": provider})
+    router = APIRouter()
+
+    @router.post("/events/x")
+    async def deliver() -> dict[str, str]:
+        logging.getLogger("notifications").info("NOTIFY")
+        return {"status": "SUCCESS"}
+
+    app.include_router(router)
+    app.add_middleware(TraceContext)
+    configure_into(captured, "json")
+    with TestClient(app) as client:
+        client.post("/events/x", headers={"traceparent": TRACEPARENT})
+    [line] = [json.loads(raw) for raw in captured.getvalue().splitlines() if "NOTIFY" in raw]
+    [server] = [s for s in spans.get_finished_spans() if s.name == "POST /events/x"]
+    assert server.parent is not None
+    assert f"{server.parent.span_id:016x}" == "00f067aa0ba902b7"
+    assert line["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert line["span_id"] == f"{server.context.span_id:016x}"

@@ -1,11 +1,18 @@
-"""The one async Dapr client of a process, open for the app's lifetime."""
+"""The one async Dapr client of a process, open for the app's lifetime, and the state and
+secret adapters every app opens on it."""
 
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from dapr.aio.clients import DaprClient
 from dapr.aio.clients.health import DaprHealth as AsyncDaprHealth
 from dapr.conf import settings as dapr_settings
+
+from dapr_service_kit.secrets import DaprSecretStore
+from dapr_service_kit.settings import SidecarAppSettings
+from dapr_service_kit.state_store import DaprStateStore
 
 
 @contextlib.asynccontextmanager
@@ -21,3 +28,28 @@ async def open_dapr_client(call_timeout_seconds: float) -> AsyncIterator[DaprCli
         yield client
     finally:
         await client.close()  # type: ignore[no-untyped-call]
+
+
+Store = TypeVar("Store", bound=DaprStateStore)
+
+
+# No slots, like state_store.Stores: a generic one could not be made through its alias.
+@dataclass(frozen=True)
+class Sidecar(Generic[Store]):
+    client: DaprClient
+    state: Store
+    secrets: DaprSecretStore
+
+
+@contextlib.asynccontextmanager
+async def open_sidecar(
+    settings: SidecarAppSettings, state_adapter: type[Store]
+) -> AsyncIterator[Sidecar[Store]]:
+    """The client, with the app's state store (`state_adapter`, told by the sidecar
+    which kind of store it loaded) and secret store on it."""
+    async with open_dapr_client(settings.dapr_call_timeout_seconds) as client:
+        yield Sidecar(
+            client,
+            state=await state_adapter.connect(client, settings.state_store),
+            secrets=DaprSecretStore(client, settings.secret_store),
+        )

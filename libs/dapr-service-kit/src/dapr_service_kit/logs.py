@@ -4,59 +4,55 @@ LOG_FORMAT=json). Both carry the W3C trace context that daprd sent with the requ
 being handled, so a line can be followed to its trace.
 
 JSON fields: timestamp (UTC, ISO 8601), level, service, logger, message, and when
-known trace_id, span_id (the span of the sidecar call that reached this app) and
-event_id (pass it as `extra={"event_id": ...}`).
+known trace_id, span_id (this app's span while traces are exported, else the span of
+the sidecar call that reached it) and event_id (pass it as `extra={"event_id": ...}`).
 """
 
-import contextvars
 import json
 import logging
 import os
-import re
 from datetime import UTC, datetime
 
+from opentelemetry import context, propagate, trace
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-# The trace id and parent span id of the request this task is handling.
-_trace: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
-    "trace", default=None
-)
-_TRACEPARENT = re.compile(rb"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
 TEXT_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
 
-def trace_of(traceparent: bytes | None) -> tuple[str, str] | None:
-    """(trace id, span id) of a W3C traceparent header; None if it is not a valid one.
-    (daprd sends all-zero ids, which the standard calls invalid, while tracing is off.)"""
-    found = _TRACEPARENT.match(traceparent.strip().lower()) if traceparent else None
-    if not found or not found[1].strip(b"0") or not found[2].strip(b"0"):
-        return None
-    return found[1].decode(), found[2].decode()
-
-
 class TraceContext:
-    """ASGI middleware: the request's traceparent, as daprd sends it on every
-    invocation and subscription delivery, becomes the trace of its log lines."""
+    """ASGI middleware: while no span of this app is current (spans are exported only
+    when tracing is configured, tracing.py), the request's traceparent, as daprd sends
+    it on every invocation and subscription delivery, becomes the current trace
+    context: of the log lines, and of the calls this request makes to the sidecar.
+    All-zero ids (daprd's while its tracing is off) are no trace and are dropped."""
 
     def __init__(self, app: ASGIApp) -> None:
         self._app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or trace.get_current_span().get_span_context().is_valid:
             await self._app(scope, receive, send)
             return
-        header = next((v for k, v in scope["headers"] if k == b"traceparent"), None)
-        token = _trace.set(trace_of(header))
+        token = context.attach(propagate.extract(Headers(scope=scope)))
         try:
             await self._app(scope, receive, send)
         finally:
-            _trace.reset(token)
+            context.detach(token)
+
+
+def current_trace() -> tuple[str, str] | None:
+    """(trace id, span id) in hex of the span current in this task, if any."""
+    span = trace.get_current_span().get_span_context()
+    if not span.is_valid:
+        return None
+    return trace.format_trace_id(span.trace_id), trace.format_span_id(span.span_id)
 
 
 class _WithTrace(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        trace = _trace.get()
-        record.trace_id, record.span_id = trace if trace else (None, None)
+        ids = current_trace()
+        record.trace_id, record.span_id = ids if ids else (None, None)
         return True
 
 

@@ -9,7 +9,7 @@ another writer's.
 import logging
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, Self, TypeVar
+from typing import Generic, Protocol, Self, TypeVar
 
 import aiohttp  # noqa: TID251 - only to name the errors of the SDK's invocation client
 import grpc
@@ -76,6 +76,20 @@ class SecretStore(Protocol):
     async def get_secret(self, name: str) -> str:
         """Raises InfrastructureUnavailable while the sidecar or its store is down."""
         ...
+
+
+AppStateStore = TypeVar("AppStateStore", bound=StateStore)
+
+
+# No slots: a frozen dataclass with slots cannot be made through its generic alias
+# (Stores[StateStore](...)) on Python 3.11.
+@dataclass(frozen=True)
+class Stores(Generic[AppStateStore]):
+    """The ports every app opens: its state store (the shared port, or an app's own
+    extension of it) and its secret store. Dapr's in production, fakes in unit tests."""
+
+    state: AppStateStore
+    secrets: SecretStore
 
 
 async def sidecar_call(operation: Awaitable[T]) -> T:

@@ -5,8 +5,7 @@ knows Dapr's client."""
 import contextlib
 from collections.abc import AsyncIterator
 
-from dapr_service_kit.client import open_dapr_client
-from dapr_service_kit.secrets import DaprSecretStore
+from dapr_service_kit.client import open_sidecar
 from dapr_service_kit.state_store import DaprStateStore
 from notification_service.runtime import Ports
 from notification_service.settings import Settings
@@ -14,8 +13,5 @@ from notification_service.settings import Settings
 
 @contextlib.asynccontextmanager
 async def connect_dapr(settings: Settings) -> AsyncIterator[Ports]:
-    async with open_dapr_client(settings.dapr_call_timeout_seconds) as client:
-        yield Ports(
-            state=await DaprStateStore.connect(client, settings.state_store),
-            secrets=DaprSecretStore(client, settings.secret_store),
-        )
+    async with open_sidecar(settings, DaprStateStore) as sidecar:
+        yield Ports(state=sidecar.state, secrets=sidecar.secrets)

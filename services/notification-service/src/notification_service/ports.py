@@ -7,7 +7,15 @@ from dapr_service_kit.state_store import (
     InfrastructureUnavailable,
     SecretStore,
     StateStore,
+    Stores,
     Versioned,
 )
 
-__all__ = ["EtagMismatch", "InfrastructureUnavailable", "SecretStore", "StateStore", "Versioned"]
+__all__ = [
+    "EtagMismatch",
+    "InfrastructureUnavailable",
+    "SecretStore",
+    "StateStore",
+    "Stores",
+    "Versioned",
+]

@@ -1,25 +1,15 @@
 """What the routes need at run time, built once per process in the lifespan."""
 
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from fastapi import Request
 
 from notification_service.lag import LagMeter
 from notification_service.notification_log import NotificationLog
-from notification_service.ports import SecretStore, StateStore
-from notification_service.settings import Settings
+from notification_service.ports import StateStore, Stores
 
-
-@dataclass(frozen=True, slots=True)
-class Ports:
-    state: StateStore
-    secrets: SecretStore
-
-
-# Opens the ports for the app's lifetime: Dapr in production, memory in unit tests.
-Connector = Callable[[Settings], AbstractAsyncContextManager[Ports]]
+# notification-service needs the stores and nothing else.
+Ports = Stores[StateStore]
 
 
 @dataclass(frozen=True, slots=True)

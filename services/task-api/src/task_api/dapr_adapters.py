@@ -8,13 +8,15 @@ from typing import Any
 
 from dapr.aio.clients import DaprClient
 from dapr.proto import api_v1, common_v1
+from opentelemetry import propagate, trace
 
-from dapr_service_kit.client import open_dapr_client
-from dapr_service_kit.secrets import DaprSecretStore
+from dapr_service_kit.client import open_sidecar
 from dapr_service_kit.state_store import DaprStateStore, InfrastructureUnavailable, sidecar_call
 from task_api.runtime import Ports
 from task_api.settings import Settings
 from task_contracts import NotifyRequest, TaskEvent
+
+tracer = trace.get_tracer(__name__)
 
 
 class TaskStateStore(DaprStateStore):
@@ -38,10 +40,38 @@ class TaskStateStore(DaprStateStore):
         execute_state_transaction drops per-operation metadata, so the request is built
         here on the client's own stub.
         """
+        with tracer.start_as_current_span(
+            f"{self._store} transaction", kind=trace.SpanKind.CLIENT
+        ) as transaction:
+            # The event's span: from the commit on, its deliveries are its children.
+            publish = tracer.start_span(
+                f"outbox publish {event.event_type.value}",
+                kind=trace.SpanKind.PRODUCER,
+                attributes={"messaging.message.id": str(event.event_id)},
+            )
+            try:
+                await self._commit(key, data, etag, event, ttl_seconds, publish)
+            finally:
+                publish.end()
+            transaction.set_attribute("task.id", str(event.task_id))
+
+    async def _commit(
+        self,
+        key: str,
+        data: bytes,
+        etag: str | None,
+        event: TaskEvent,
+        ttl_seconds: int | None,
+        publish: trace.Span,
+    ) -> None:
         # Copied by the outbox into the CloudEvent envelope: subscriptions route on it.
         task_metadata = {"type": event.event_type.value}
         if ttl_seconds:
             task_metadata["ttlInSeconds"] = str(ttl_seconds)
+        # The envelope's traceparent, which daprd reads first when it delivers the
+        # event. daprd 1.18's outbox leaves it empty beside its own trace id, and an
+        # empty one starts no trace: every delivery would lose the write's trace.
+        propagate.inject(task_metadata, context=trace.set_span_in_context(publish))
         upsert = api_v1.TransactionalStateOperation(
             operationType="upsert",
             request=common_v1.StateItem(
@@ -120,9 +150,9 @@ class DaprNotificationClient:
 
 @contextlib.asynccontextmanager
 async def connect_dapr(settings: Settings) -> AsyncIterator[Ports]:
-    async with open_dapr_client(settings.dapr_call_timeout_seconds) as client:
+    async with open_sidecar(settings, TaskStateStore) as sidecar:
         yield Ports(
-            state=await TaskStateStore.connect(client, settings.state_store),
-            secrets=DaprSecretStore(client, settings.secret_store),
-            notifications=DaprNotificationClient(client, settings),
+            state=sidecar.state,
+            secrets=sidecar.secrets,
+            notifications=DaprNotificationClient(sidecar.client, settings),
         )

@@ -1,14 +1,11 @@
 """What the routes need at run time, built once per process in the lifespan."""
 
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from fastapi import Request
 
 from task_api.backpressure import WriteLimiter
 from task_api.ports import NotificationClient, SecretStore, StateStore
-from task_api.settings import Settings
 from task_api.tasks import TaskService
 
 
@@ -17,10 +14,6 @@ class Ports:
     state: StateStore
     secrets: SecretStore
     notifications: NotificationClient
-
-
-# Opens the ports for the lifetime of the app: Dapr in production, fakes in unit tests.
-Connector = Callable[[Settings], AbstractAsyncContextManager[Ports]]
 
 
 @dataclass(frozen=True, slots=True)
