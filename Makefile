@@ -3,7 +3,7 @@
 SHELL := bash
 .DEFAULT_GOAL := help
 
-.PHONY: help up test watch clean-data schemas fmt dapr soak bench e2e-compose cluster-up cluster-down e2e-k8s
+.PHONY: help up test test-backends watch clean-data schemas fmt dapr soak bench e2e-compose cluster-up cluster-down e2e-k8s
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -13,6 +13,9 @@ up: ## run both services with their sidecars and Redis (Ctrl-C stops all)
 
 test: ## lint, type-check and run every test (unit + integration on real daprd/Redis)
 	@scripts/test.sh
+
+test-backends: ## the integration tests again on PostgreSQL and Kafka instead of Redis
+	@scripts/test-backends.sh
 
 watch: ## follow the notifications of the stack that `make up` runs
 	@scripts/watch.sh

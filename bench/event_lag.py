@@ -244,7 +244,7 @@ def main() -> None:
         )
         thread = threading.Thread(target=follower.run, daemon=True)
         thread.start()
-        processes = [stack.redis, *follower.processes]
+        processes = [*(server.process for server in stack.backend.servers), *follower.processes]
         cpu_before = cpu_of(processes)
         started = time.time()
         wrk = run_wrk(stack, args.connections, args.seconds)

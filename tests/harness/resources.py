@@ -1,5 +1,5 @@
-"""Dapr resources for one test run: the repo's own `components/`, pointed at the test
-Redis and at a secrets file with a key generated for the run."""
+"""Dapr resources for one test run: the repo's own `components/`, pointed at the test's
+servers and at a secrets file with a key generated for the run."""
 
 import json
 import secrets
@@ -23,13 +23,16 @@ def _set_metadata(resource: dict[str, Any], name: str, value: str) -> None:
 def write_resources(
     target: Path,
     *,
-    redis_port: int,
+    backend: str,
+    addresses: Mapping[str, str],
     other_secrets: dict[str, str],
     component_metadata: Mapping[str, Mapping[str, str]] | None = None,
     otlp_address: str | None = None,
 ) -> tuple[Path, dict[str, Path], str]:
     """Write resources and each app's Dapr Configuration under `target`;
-    `component_metadata` sets metadata values of named components (a test's variant);
+    the components of the `backend` profile reach their servers at `addresses` (metadata
+    values by name); `component_metadata` sets metadata values of named components (a
+    test's variant);
     the sidecars send their spans to `otlp_address`, and trace nothing without one.
 
     Returns the resources directory, the configuration file of each app-id and the
@@ -49,10 +52,15 @@ def write_resources(
         )
     )
 
-    for source in sorted((COMPONENTS / "resources").glob("*.yaml")):
+    # The Redis profile's resources, or another profile's files of the same names.
+    sources = {path.name: path for path in (COMPONENTS / "resources").glob("*.yaml")}
+    if backend != "redis":
+        sources |= {path.name: path for path in (COMPONENTS / backend).glob("*.yaml")}
+    for source in sorted(sources.values()):
         documents = [d for d in yaml.safe_load_all(source.read_text()) if d]
         for resource in documents:
-            _set_metadata(resource, "redisHost", f"127.0.0.1:{redis_port}")
+            for name, value in addresses.items():
+                _set_metadata(resource, name, value)
             _set_metadata(resource, "secretsFile", str(secrets_file))
             # Hand a crashed consumer's messages out again sooner than in production, so
             # the crash tests wait less than half a minute; still above the outbox

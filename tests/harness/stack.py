@@ -1,8 +1,6 @@
 """The whole system on free ports: redis-server, a daprd per service, both apps."""
 
 import secrets
-import shutil
-import socket
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -11,6 +9,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from harness.backends import Backend, selected_backend
 from harness.jaeger import Jaeger
 from harness.processes import ManagedProcess, free_port, wait_until
 from harness.resources import write_resources
@@ -23,15 +22,6 @@ def _http_ok(url: str, expected: tuple[int, ...] = (200, 204)) -> bool:
     try:
         return httpx.get(url, timeout=2.0).status_code in expected
     except httpx.HTTPError:
-        return False
-
-
-def redis_ping(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1.0) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
-    except OSError:
         return False
 
 
@@ -115,7 +105,9 @@ class RunningStack(Protocol):
 class Stack:
     """`replicas` of each app-id, each replica with its own sidecar: name resolution
     finds them all, and they share their app-id's consumer groups, as pods do. With
-    `tracing`, a Jaeger of its own receives the spans of every app and sidecar."""
+    `tracing`, a Jaeger of its own receives the spans of every app and sidecar. The
+    state store and broker are the `backend` profile's (default: TASK_PLATFORM_BACKEND,
+    else redis)."""
 
     def __init__(
         self,
@@ -123,23 +115,11 @@ class Stack:
         component_metadata: Mapping[str, Mapping[str, str]] | None = None,
         replicas: int = 1,
         tracing: bool = True,
+        backend: str | None = None,
     ) -> None:
         self.workdir = workdir
         self.jaeger = Jaeger(workdir) if tracing else None
-        self.redis_port = free_port()
-        self.redis = ManagedProcess(
-            "redis",
-            [
-                shutil.which("redis-server") or "redis-server",
-                "--port", str(self.redis_port),
-                "--bind", "127.0.0.1",
-                "--dir", str(workdir),
-                "--save", "",
-                "--appendonly", "yes",
-                "--appendfsync", "always",
-            ],
-            workdir / "redis.log",
-        )  # fmt: skip
+        self.backend = Backend(workdir, backend or selected_backend())
         self.replicas = {
             app_id: [Service(app_id, module, replica=n + 1) for n in range(replicas)]
             for app_id, module in (
@@ -155,7 +135,8 @@ class Stack:
         # The tokens sit in the secrets file too, as for `make up`: scoping must hide them.
         self.resources_dir, self.config_files, self.api_key = write_resources(
             workdir,
-            redis_port=self.redis_port,
+            backend=self.backend.name,
+            addresses=self.backend.addresses,
             other_secrets={
                 "dapr-api-token": self.dapr_api_token,
                 "app-api-token": self.app_api_token,
@@ -180,7 +161,8 @@ class Stack:
     @property
     def processes(self) -> list[ManagedProcess]:
         tracer = [self.jaeger.process] if self.jaeger and self.jaeger.process else []
-        return tracer + [self.redis] + [p for s in self.services for p in s.processes()]
+        servers = [server.process for server in self.backend.servers]
+        return tracer + servers + [p for s in self.services for p in s.processes()]
 
     def _sidecar(self, service: Service, daprd: Path) -> ManagedProcess:
         return ManagedProcess(
@@ -247,8 +229,7 @@ class Stack:
     def start(self) -> None:
         if self.jaeger:
             self.jaeger.start()
-        self.redis.start()
-        wait_until(lambda: redis_ping(self.redis_port), timeout=START_TIMEOUT, what="redis-server")
+        self.backend.start()
         for service in self.services:
             assert service.sidecar is not None
             assert service.app is not None

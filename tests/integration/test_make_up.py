@@ -15,9 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.backends import redis_ping
 from harness.processes import ManagedProcess, wait_until
 from harness.resources import REPO_ROOT
-from harness.stack import redis_ping
 
 pytestmark = pytest.mark.integration
 

@@ -8,18 +8,25 @@ from typing import Any
 
 import pytest
 
+from harness.backends import only_on_redis
 from harness.polling import eventually
 from harness.stack import Stack, log_lines, task_api_client
 
 # Two subscription workers per sidecar: two completions retrying notify hold them all.
-pytestmark = pytest.mark.stack_variant(component_metadata={"pubsub": {"concurrency": "2"}})
+# (Kafka has no such pool: a partition's deliveries are sequential, its partitions are
+# its concurrency; components/postgres-kafka.)
+pytestmark = [
+    pytest.mark.stack_variant(component_metadata={"pubsub": {"concurrency": "2"}}),
+    only_on_redis("pubsub.redis' worker pool (concurrency) and its streams"),
+]
 
 
 def published_for(stack: Stack, task_id: str) -> list[str]:
     """The messages on the task-events stream that name the task (read from Redis
     itself: notification-service, the one consumer, is down)."""
+    assert stack.backend.redis is not None
     entries = subprocess.run(
-        ["redis-cli", "-p", str(stack.redis_port), "XRANGE", "task-events", "-", "+"],
+        ["redis-cli", "-p", str(stack.backend.redis.port), "XRANGE", "task-events", "-", "+"],
         capture_output=True,
         text=True,
         check=True,

@@ -8,13 +8,17 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from harness.backends import only_on_redis
 from harness.stack import Stack
+
+pytestmark = only_on_redis("makes Redis refuse writes (maxmemory 1)")
 
 
 @pytest.fixture
 async def redis_out_of_memory(stack: Stack, task_api: httpx.AsyncClient) -> AsyncIterator[None]:
     def config(*args: str) -> None:
-        cli = ["redis-cli", "-p", str(stack.redis_port), "config", "set", *args]
+        assert stack.backend.redis is not None
+        cli = ["redis-cli", "-p", str(stack.backend.redis.port), "config", "set", *args]
         subprocess.run(cli, check=True, capture_output=True)
 
     # Index pages in every shard first: a create then writes one with its ETag, which

@@ -1,4 +1,5 @@
-"""task-api when its sidecar or Redis fails, on a stack of this module's own."""
+"""task-api when its sidecar, its state store or its broker fails, on a stack of this
+module's own (Redis is both; PostgreSQL and Kafka in the postgres-kafka profile)."""
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -7,8 +8,7 @@ import httpx
 import pytest
 
 from harness.polling import eventually
-from harness.processes import wait_until
-from harness.stack import Stack, notification_client, notifications_for, redis_ping, task_api_client
+from harness.stack import Stack, notification_client, notifications_for, task_api_client
 
 
 @pytest.fixture
@@ -50,14 +50,14 @@ async def test_sidecar_down_means_503_then_recovery_without_restarting_the_app(
     assert own_stack.task_api.app.pid == app_pid
 
 
-async def test_redis_down_means_503_and_every_acknowledged_task_survives(
+async def test_state_store_down_means_503_and_every_acknowledged_task_survives(
     own_stack: Stack, api: httpx.AsyncClient
 ) -> None:
     acknowledged = [
         (await api.post("/tasks", json={"title": f"kept {i}"})).json() for i in range(5)
     ]
 
-    own_stack.redis.stop()
+    own_stack.backend.state_store.stop()
     assert_unavailable(await api.get(f"/tasks/{acknowledged[0]['id']}"))
     assert_unavailable(await api.post("/tasks", json={"title": "Refused"}))
 
@@ -66,15 +66,37 @@ async def test_redis_down_means_503_and_every_acknowledged_task_survives(
 
     await eventually(not_ready, within=10, what="task-api /ready to report 503")
 
-    own_stack.redis.start()
-    wait_until(lambda: redis_ping(own_stack.redis_port), timeout=30, what="redis-server")
+    own_stack.backend.state_store.start()
 
     async def ready() -> bool:
         return (await api.get("/ready")).status_code == 200
 
-    await eventually(ready, within=30, what="task-api to recover once Redis is back")
+    await eventually(ready, within=30, what="task-api to recover once the store is back")
     for task in acknowledged:
         assert (await api.get(f"/tasks/{task['id']}")).json() == task
+
+
+async def test_events_flow_again_after_a_broker_restart(
+    own_stack: Stack, api: httpx.AsyncClient, notifications: httpx.AsyncClient
+) -> None:
+    before = (await api.post("/tasks", json={"title": "Before the restart"})).json()
+
+    async def recorded(task_id: str) -> list[dict[str, object]]:
+        return await notifications_for(notifications, task_id, "activity")
+
+    await eventually(lambda: recorded(before["id"]), within=30, what="the first event")
+    own_stack.backend.broker.stop()
+    # The outbox hands the event to the broker inside the transaction: no broker, no
+    # write (and nothing acknowledged that could not be delivered).
+    assert_unavailable(await api.post("/tasks", json={"title": "Refused"}))
+    own_stack.backend.broker.start()
+
+    async def created() -> dict[str, object] | None:
+        response = await api.post("/tasks", json={"title": "After the restart"})
+        return response.json() if response.status_code == 201 else None
+
+    after = await eventually(created, within=60, what="a create once the broker is back")
+    await eventually(lambda: recorded(str(after["id"])), within=60, what="the event after")
 
 
 async def test_an_event_survives_its_sidecar_crashing_right_after_the_201(

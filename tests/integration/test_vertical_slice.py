@@ -33,11 +33,12 @@ async def test_the_api_key_comes_from_the_secret_store(stack: Stack) -> None:
         assert right.status_code == 200
 
 
-def test_task_api_learns_from_its_sidecar_that_the_store_counts_versions(stack: Stack) -> None:
+def test_task_api_learns_from_its_sidecar_which_store_it_has(stack: Stack) -> None:
     # Index writes skip a read only on a store whose ETags count versions (state.redis);
     # task-api asks the sidecar's metadata API rather than assuming it.
     assert stack.task_api.app is not None
-    assert "state store 'statestore' is state.redis" in stack.task_api.app.log_tail(400)
+    kind = "state.redis" if stack.backend.name == "redis" else "state.postgresql"
+    assert f"state store 'statestore' is {kind}" in stack.task_api.app.log_tail(400)
 
 
 async def test_a_create_reaches_notification_service_through_pubsub(

@@ -1,5 +1,6 @@
 """Telling a lost version race from an outage, on errors shaped exactly as daprd 1.18
-with state.redis returns them (details and metadata copied from a real sidecar)."""
+with state.redis and state.postgresql v2 returns them (details and metadata copied
+from a real sidecar)."""
 
 import grpc
 from dapr.clients.exceptions import DaprInternalError
@@ -36,6 +37,14 @@ def sdk_error(code: grpc.StatusCode, details: str, reason: str = "ERR_STATE_SAVE
 
 def test_state_redis_refusing_a_first_write_is_a_conflict() -> None:
     assert is_version_conflict(sdk_error(grpc.StatusCode.INTERNAL, FIRST_WRITE_REFUSED))
+
+
+def test_state_postgresql_refusing_a_first_write_is_a_conflict() -> None:
+    refused = "failed saving state in state store statestore: no item was updated"
+    assert is_version_conflict(sdk_error(grpc.StatusCode.INTERNAL, refused))
+    # The same words inside another failure are not its refusal.
+    down = "failed saving state in state store statestore: dial tcp: no item was updated: eof"
+    assert not is_version_conflict(sdk_error(grpc.StatusCode.INTERNAL, down))
 
 
 ETAG_REFUSED = (

@@ -2,7 +2,8 @@
 
 A lost optimistic-concurrency race must become a retry or a 409; anything else (the
 store out of memory, read-only, loading, unreachable) is an outage: 503 with
-Retry-After. Neither status tells it alone with state.redis:
+Retry-After. Neither status tells it alone with state.redis (and a refused first write
+is INTERNAL with state.postgresql v2 too):
 - a first-write whose key exists is refused inside its Lua script, and Dapr passes that
   on as INTERNAL with the generic reason ERR_STATE_SAVE, exactly like out of memory;
 - a write with an ETag that fails for any reason, out of memory included, is reported
@@ -16,9 +17,16 @@ import grpc
 from google.rpc import error_details_pb2, status_pb2
 
 SAVE_FAILED_REASON = "ERR_STATE_SAVE"
-# state.redis' set script: `return redis.error_reply("failed to set key " .. KEYS[1])`,
-# which Redis reports as "ERR user_script:<line>: failed to set key <key> script: ...".
-_REDIS_VERSION_REFUSAL = re.compile(r"ERR user_script:\d+: failed to set key ")
+# How each store refuses a first write to a key that exists, as Dapr quotes it:
+# - state.redis' set script: `return redis.error_reply("failed to set key " .. KEYS[1])`,
+#   which Redis reports as "ERR user_script:<line>: failed to set key <key> script: ...";
+# - state.postgresql v2: its upsert that updates only an expired row touched no row,
+#   reported as a plain "no item was updated" (not as an ETag error), the store's whole
+#   message. Without first-write that upsert always touches its row.
+_FIRST_WRITE_REFUSAL = re.compile(
+    r"ERR user_script:\d+: failed to set key |^failed saving state in state store [^:]+: "
+    r"no item was updated$"
+)
 # How Dapr quotes the store's own error inside an ETag mismatch.
 _STORE_ERROR = "error from state store:"
 
@@ -76,7 +84,7 @@ def is_version_conflict(error: BaseException) -> bool:
     rpc = _rpc_error(error)
     details = getattr(rpc, "details", None)
     message = str(details() if callable(details) else "") or str(error)
-    if _REDIS_VERSION_REFUSAL.search(message):
+    if _FIRST_WRITE_REFUSAL.search(message):
         return True
     # INTERNAL is a conflict only as that refusal. ABORTED is Dapr's ETag mismatch, a
     # conflict unless the store says it failed for another reason.
