@@ -337,8 +337,9 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
     if tracing:
         lines += [
             f"Tracing overhead: {tracing['connections']} connections, median of "
-            f"{tracing['runs']} runs, a fresh stack each; off = no spans exported (the table "
-            "above), on = every span of both apps and both sidecars to Jaeger (sampling 1).",
+            f"{tracing['runs']} runs, a fresh and cold stack each (so lower than the table "
+            "above); off = no spans exported, as above; on = every span of both apps and "
+            "both sidecars to Jaeger (sampling 1), as `make up` runs.",
             "",
             "| scenario | req/s off | req/s on | change | p99 ms off | p99 ms on |",
             "|---|---|---|---|---|---|",
