@@ -441,6 +441,14 @@ class Backend:
         self.name = name
         # The Redis of the redis profile, for tests of what only Redis does.
         self.redis: Redis | None = None
+        # state.postgresql creates its tables when its sidecar starts, and two sidecars
+        # doing it at once race: one exits ("failed to ensure metadata table exists").
+        # In Kubernetes it is restarted; here the first one starts alone.
+        self.first_sidecar_migrates = name == "postgres-kafka"
+        # The apps' settings the profile needs. Kafka adds its fetch and group latency to
+        # the outbox relay's second: at the default lag target (1.3 s) task-api held
+        # and refused writes that Redis takes at once.
+        self.app_env = {} if name == "redis" else {"TASK_API_EVENT_LAG_TARGET_SECONDS": "3"}
         if name == "redis":
             redis = self.redis = Redis(workdir)
             self.state_store: Server = redis

@@ -214,6 +214,7 @@ class Stack:
                 "APP_API_TOKEN": self.app_api_token,
                 "PYTHONUNBUFFERED": "1",
                 **self._tracing_env(),
+                **self.backend.app_env,
             },
         )  # fmt: skip
 
@@ -230,11 +231,13 @@ class Stack:
         if self.jaeger:
             self.jaeger.start()
         self.backend.start()
-        for service in self.services:
+        for n, service in enumerate(self.services):
             assert service.sidecar is not None
             assert service.app is not None
             service.sidecar.start()
             service.app.start()
+            if n == 0 and self.backend.first_sidecar_migrates:
+                service.wait_ready()
         for service in self.services:
             service.wait_ready()
 
