@@ -464,7 +464,9 @@ class Backend:
 
     @property
     def servers(self) -> list[Server]:
-        return list({id(s): s for s in (self.state_store, self.broker)}.values())
+        if self.state_store is self.broker:
+            return [self.state_store]
+        return [self.state_store, self.broker]
 
     def start(self) -> None:
         for server in self.servers:

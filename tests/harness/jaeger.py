@@ -32,7 +32,7 @@ class Jaeger:
     otlp_http_port: int = field(default_factory=free_port)
     query_port: int = field(default_factory=free_port)
     query_grpc_port: int = field(default_factory=free_port)
-    process: ManagedProcess | None = None
+    process: ManagedProcess = field(init=False)
 
     def __post_init__(self) -> None:
         loopback = "127.0.0.1"
@@ -65,7 +65,6 @@ class Jaeger:
         return f"http://127.0.0.1:{self.query_port}"
 
     def start(self, timeout: float = 30.0) -> None:
-        assert self.process is not None
         self.process.start()
         wait_until(self._answers, timeout=timeout, what="jaeger query API")
 

@@ -160,7 +160,7 @@ class Stack:
 
     @property
     def processes(self) -> list[ManagedProcess]:
-        tracer = [self.jaeger.process] if self.jaeger and self.jaeger.process else []
+        tracer = [self.jaeger.process] if self.jaeger else []
         servers = [server.process for server in self.backend.servers]
         return tracer + servers + [p for s in self.services for p in s.processes()]
 

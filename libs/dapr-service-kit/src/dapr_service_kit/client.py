@@ -4,7 +4,7 @@ secret adapters every app opens on it."""
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 from dapr.aio.clients import DaprClient
 from dapr.aio.clients.health import DaprHealth as AsyncDaprHealth
@@ -12,7 +12,7 @@ from dapr.conf import settings as dapr_settings
 
 from dapr_service_kit.secrets import DaprSecretStore
 from dapr_service_kit.settings import SidecarAppSettings
-from dapr_service_kit.state_store import DaprStateStore
+from dapr_service_kit.state_store import DaprStateStore, Stores
 
 
 @contextlib.asynccontextmanager
@@ -33,12 +33,12 @@ async def open_dapr_client(call_timeout_seconds: float) -> AsyncIterator[DaprCli
 Store = TypeVar("Store", bound=DaprStateStore)
 
 
-# No slots, like state_store.Stores: a generic one could not be made through its alias.
 @dataclass(frozen=True)
-class Sidecar(Generic[Store]):
+class Sidecar(Stores[Store]):
+    """The app's stores on the sidecar, and the client they use (for the app's own
+    adapters beside them)."""
+
     client: DaprClient
-    state: Store
-    secrets: DaprSecretStore
 
 
 @contextlib.asynccontextmanager
@@ -49,7 +49,7 @@ async def open_sidecar(
     which kind of store it loaded) and secret store on it."""
     async with open_dapr_client(settings.dapr_call_timeout_seconds) as client:
         yield Sidecar(
-            client,
+            client=client,
             state=await state_adapter.connect(client, settings.state_store),
             secrets=DaprSecretStore(client, settings.secret_store),
         )

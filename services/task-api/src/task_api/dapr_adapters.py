@@ -41,21 +41,24 @@ class TaskStateStore(DaprStateStore):
         here on the client's own stub.
         """
         with tracer.start_as_current_span(
-            f"{self._store} transaction", kind=trace.SpanKind.CLIENT
-        ) as transaction:
+            f"{self._store} transaction",
+            kind=trace.SpanKind.CLIENT,
+            attributes={"task.id": str(event.task_id)},
+        ):
             # The event's span: from the commit on, its deliveries are its children.
             publish = tracer.start_span(
                 f"outbox publish {event.event_type.value}",
                 kind=trace.SpanKind.PRODUCER,
                 attributes={"messaging.message.id": str(event.event_id)},
             )
+            request = self._outbox_transaction(key, data, etag, event, ttl_seconds, publish)
+            stub: Any = self._client._stub
             try:
-                await self._commit(key, data, etag, event, ttl_seconds, publish)
+                await sidecar_call(stub.ExecuteStateTransaction(request))
             finally:
                 publish.end()
-            transaction.set_attribute("task.id", str(event.task_id))
 
-    async def _commit(
+    def _outbox_transaction(
         self,
         key: str,
         data: bytes,
@@ -63,7 +66,7 @@ class TaskStateStore(DaprStateStore):
         event: TaskEvent,
         ttl_seconds: int | None,
         publish: trace.Span,
-    ) -> None:
+    ) -> api_v1.ExecuteStateTransactionRequest:
         # Copied by the outbox into the CloudEvent envelope: subscriptions route on it.
         task_metadata = {"type": event.event_type.value}
         if ttl_seconds:
@@ -98,14 +101,12 @@ class TaskStateStore(DaprStateStore):
                 metadata={"outbox.projection": "true", "contentType": "application/json"},
             ),
         )
-        request = api_v1.ExecuteStateTransactionRequest(
+        return api_v1.ExecuteStateTransactionRequest(
             storeName=self._store,
             # The projection goes last: the outbox removes projections from the list it
             # iterates over, which is only safe for the final element.
             operations=[upsert, projection],
         )
-        stub: Any = self._client._stub
-        await sidecar_call(stub.ExecuteStateTransaction(request))
 
 
 # A lag that takes longer to learn is not worth waiting for: the next poll asks again.
