@@ -8,7 +8,7 @@ SHELL := bash
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-up: ## run both services with their sidecars and Redis (Ctrl-C stops all)
+up: ## run both services with their sidecars and Redis (BACKEND=postgres-kafka: PostgreSQL, Kafka; Ctrl-C stops all)
 	@scripts/up.sh
 
 test: ## lint, type-check and run every test (unit + integration on real daprd/Redis)
@@ -20,7 +20,7 @@ test-backends: ## the integration tests again on PostgreSQL and Kafka instead of
 watch: ## follow the notifications of the stack that `make up` runs
 	@scripts/watch.sh
 
-clean-data: ## delete the tasks `make up` keeps in .run/redis (asks nothing; stop make up first)
+clean-data: ## delete the tasks `make up` keeps in .run/ (asks nothing; stop make up first)
 	@scripts/clean-data.sh
 
 schemas: ## rewrite the committed JSON Schemas of libs/contracts from the models
@@ -37,9 +37,14 @@ soak: ## minutes of mixed traffic on the real stack, then an audit (SOAK_SECONDS
 	@source scripts/bootstrap.sh && "$$UV" run --frozen python bench/soak.py \
 	  --seconds $(or $(SOAK_SECONDS),180) --clients $(or $(SOAK_CLIENTS),16)
 
-bench: ## task-api under wrk load vs its sidecar's ceiling, then event lag under sustained load; writes bench/results/
-	@source scripts/bootstrap.sh && scripts/ensure-wrk.sh && "$$UV" run --frozen python bench/run.py \
-	  && "$$UV" run --frozen python bench/event_lag.py --seconds $(or $(LAG_SECONDS),60)
+bench: ## task-api under wrk load vs its sidecar's ceiling, then event lag under load; bench/results/ (BACKEND=postgres-kafka too)
+	@source scripts/bootstrap.sh && scripts/ensure-wrk.sh \
+	  && export TASK_PLATFORM_BACKEND=$(or $(BACKEND),redis) \
+	  && if [[ $$TASK_PLATFORM_BACKEND == postgres-kafka ]]; then \
+	       export TASK_PLATFORM_KAFKA=$$(scripts/ensure-kafka.sh) || exit 1; fi \
+	  && "$$UV" run --frozen python bench/run.py \
+	  && "$$UV" run --frozen python bench/event_lag.py --seconds $(or $(LAG_SECONDS),60) \
+	  && "$$UV" run --frozen python bench/backends.py
 
 e2e-compose: ## the real docker-compose.yml in a real Docker engine, tested from outside (root)
 	@scripts/e2e-compose.sh

@@ -6,7 +6,8 @@ task's task.created activity line appears is when a person watching the log sees
 Afterwards it reads every task's created_at back through task-api and reports the lag
 (p50/p99 during the load), the backlog when the load stopped, how long that backlog
 took to drain, events and creates per second over time, lost and duplicated events,
-and notification-service's peak RSS. Writes bench/results/event-lag.{json,md,png}.
+and notification-service's peak RSS. Writes bench/results/event-lag.{json,md,png}, or
+on another backend profile (TASK_PLATFORM_BACKEND) event-lag-<profile>.*.
 
     uv run python bench/event_lag.py --seconds 60 --connections 32
 """
@@ -29,10 +30,11 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 
+from backend_profile import BACKEND, RESULTS, result_file  # noqa: E402
+
 from harness.processes import ManagedProcess, stop_leftovers  # noqa: E402
 from harness.stack import Stack, list_all_tasks, task_api_client  # noqa: E402
 
-RESULTS = REPO_ROOT / "bench" / "results"
 LUA_DIR = REPO_ROOT / "bench" / "wrk"
 ACTIVITY = "ACTIVITY task.created task="
 # After the load, how long the backlog may take before the run counts what is missing.
@@ -177,7 +179,8 @@ def _lags_by_second(
 def write_markdown(report: dict[str, Any], path: Path) -> None:
     r = report["result"]
     lines = [
-        f"# Event lag under sustained load {report['started']}",
+        f"# Event lag under sustained load {report['started']} "
+        f"({report.get('backend', 'redis')} profile)",
         "",
         f"wrk POST /tasks, {report['connections']} connections, {r['seconds']} s; lag is "
         "from a task's created_at to its task.created line in notification-service's log; "
@@ -267,6 +270,7 @@ def main() -> None:
         stack.stop()
     report = {
         "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
+        "backend": BACKEND,
         "connections": args.connections,
         "result": analyse(created, follower, (started, stopped), wrk),
         # Where the time goes: CPU seconds per process during the load and after it.
@@ -274,10 +278,10 @@ def main() -> None:
         "cpu_s_while_draining": {k: round(cpu_after[k] - cpu_load[k], 1) for k in cpu_before},
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "event-lag.json").write_text(json.dumps(report, indent=2) + "\n")
-    write_markdown(report, RESULTS / "event-lag.md")
-    write_chart(report, RESULTS / "event-lag.png")
-    print((RESULTS / "event-lag.md").read_text())
+    result_file("event-lag", "json").write_text(json.dumps(report, indent=2) + "\n")
+    write_markdown(report, result_file("event-lag", "md"))
+    write_chart(report, result_file("event-lag", "png"))
+    print(result_file("event-lag", "md").read_text())
 
 
 if __name__ == "__main__":

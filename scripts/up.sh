@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # `make up`: the whole system on this machine. Redis on 6379 (started here, with
-# append-only persistence in .run/redis, unless something already listens there) and
+# append-only persistence in .run/redis, unless something already listens there), or
+# with BACKEND=postgres-kafka PostgreSQL on 5432 and Kafka on 9092 instead
+# (tools/serve_backend.py, data in .run/postgres-kafka, components/postgres-kafka), and
 # Jaeger for the traces (OTLP on 4317, query API on 16686, unless one listens there),
 # then, once Redis answers commands, both services with their sidecars through the Dapr
 # CLI's multi-app run (dapr.yaml). Ctrl-C stops it all.
@@ -18,8 +20,10 @@ run_dir=${TASK_PLATFORM_RUN_DIR:-$repo_root/.run}
 # Loading a large append-only file takes a while; sidecars started before it ends fail.
 redis_timeout=${REDIS_READY_TIMEOUT:-300}
 apps=(task-api notification-service)
+backend=${BACKEND:-redis}
 mkdir -p "$run_dir/redis"
 redis_pid=
+backend_pid=
 jaeger_pid=
 dapr_pid=
 reason=
@@ -34,6 +38,11 @@ cleanup() {
   if [[ -n $jaeger_pid ]] && kill -0 "$jaeger_pid" 2>/dev/null; then
     kill "$jaeger_pid"
     wait "$jaeger_pid" 2>/dev/null || true
+  fi
+  if [[ -n $backend_pid ]] && kill -0 "$backend_pid" 2>/dev/null; then
+    echo "stopping PostgreSQL and Kafka"
+    kill "$backend_pid"
+    wait "$backend_pid" 2>/dev/null || true
   fi
   if [[ -n $redis_pid ]] && kill -0 "$redis_pid" 2>/dev/null; then
     echo "stopping redis-server"
@@ -103,15 +112,51 @@ supervise() {
   [[ -n $stopping ]]
 }
 
-if (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then
-  echo "using the Redis that already listens on 6379"
-else
-  redis-server --port 6379 --bind 127.0.0.1 --dir "$run_dir/redis" \
-    --appendonly yes --save "" --loglevel notice > "$run_dir/redis.log" 2>&1 &
-  redis_pid=$!
-  echo "redis-server on 6379 (data in $run_dir/redis: $(du -sh "$run_dir/redis" | cut -f1); log in $run_dir/redis.log)"
-fi
-wait_for_redis
+start_redis() {
+  if (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then
+    echo "using the Redis that already listens on 6379"
+  else
+    redis-server --port 6379 --bind 127.0.0.1 --dir "$run_dir/redis" \
+      --appendonly yes --save "" --loglevel notice > "$run_dir/redis.log" 2>&1 &
+    redis_pid=$!
+    echo "redis-server on 6379 (data in $run_dir/redis: $(du -sh "$run_dir/redis" | cut -f1); log in $run_dir/redis.log)"
+  fi
+  wait_for_redis
+}
+
+# PostgreSQL and Kafka, and a run file whose resources are the Redis profile's with the
+# three components of components/postgres-kafka (same names) in place of Redis' ones.
+start_postgres_kafka() {
+  TASK_PLATFORM_KAFKA=$(scripts/ensure-kafka.sh)
+  export TASK_PLATFORM_KAFKA
+  "$UV" run --frozen python tools/serve_backend.py "$run_dir" > "$run_dir/postgres-kafka.log" 2>&1 &
+  backend_pid=$!
+  until grep -q '^ready' "$run_dir/postgres-kafka.log"; do
+    if ! kill -0 "$backend_pid" 2>/dev/null; then
+      reason="PostgreSQL and Kafka did not start: $(tail -n 3 "$run_dir/postgres-kafka.log")"
+      exit 1
+    fi
+    sleep 0.2
+  done
+  head -n 1 "$run_dir/postgres-kafka.log"
+  local resources=$run_dir/resources-postgres-kafka
+  rm -rf "$resources"
+  cp -r components/resources "$resources"
+  cp components/postgres-kafka/*.yaml "$resources/"
+  sed -e "s#resourcesPath: ./components/resources#resourcesPath: $resources#" \
+    -e "s#appDirPath: ./#appDirPath: $repo_root/#" dapr.yaml > "$run_dir/dapr-postgres-kafka.yaml"
+  run_file=$run_dir/dapr-postgres-kafka.yaml
+  # Kafka adds its latency to the outbox relay's: task-api's back-pressure target must
+  # allow for it (README: Backends).
+  export TASK_API_EVENT_LAG_TARGET_SECONDS=3
+}
+
+run_file=dapr.yaml
+case $backend in
+  redis) start_redis ;;
+  postgres-kafka) start_postgres_kafka ;;
+  *) reason="BACKEND must be redis or postgres-kafka, not '$backend'"; exit 2 ;;
+esac
 
 if (exec 3<>/dev/tcp/127.0.0.1/4317) 2>/dev/null; then
   echo "sending traces to whatever already listens on 4317 (OTLP)"
@@ -152,7 +197,7 @@ mkdir -p "$DAPR_RUNTIME_PATH/.dapr/bin"
 ln -sf "$repo_root/scripts/daprd-on-loopback.sh" "$DAPR_RUNTIME_PATH/.dapr/bin/daprd"
 # In a process group of its own (set -m), so that cleanup can stop all it started.
 set -m
-"$TASK_PLATFORM_DAPR_RUNTIME_PATH/.dapr/bin/dapr" run -f dapr.yaml &
+"$TASK_PLATFORM_DAPR_RUNTIME_PATH/.dapr/bin/dapr" run -f "$run_file" &
 dapr_pid=$!
 set +m
 stopping=

@@ -1,5 +1,6 @@
 """The whole system on free ports: redis-server, a daprd per service, both apps."""
 
+import os
 import secrets
 import sys
 from collections.abc import Mapping
@@ -181,7 +182,8 @@ class Stack:
                 "--enable-metrics=false",
                 "--resources-path", str(self.resources_dir),
                 "--config", str(self.config_files[service.app_id]),
-                "--log-level", "info",
+                # TASK_PLATFORM_DAPRD_LOG_LEVEL=debug also shows the pub/sub clients' own logs.
+                "--log-level", os.environ.get("TASK_PLATFORM_DAPRD_LOG_LEVEL", "info"),
             ],
             self.workdir / f"{service.name}-daprd.log",
             env={

@@ -5,6 +5,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from harness.backends import loses_events_on_kafka_after_a_crash
 from harness.load import Outcomes, create_tasks, notification_lines
 from harness.polling import eventually
 from harness.processes import ManagedProcess
@@ -59,6 +60,7 @@ async def kill_mid_load(
     return outcomes
 
 
+@loses_events_on_kafka_after_a_crash()
 async def test_task_api_sidecar_killed_mid_load(own_stack: Stack) -> None:
     assert own_stack.task_api.sidecar is not None
     outcomes = await kill_mid_load(own_stack, own_stack.task_api.sidecar, lambda o: o.statuses[503])
@@ -67,6 +69,7 @@ async def test_task_api_sidecar_killed_mid_load(own_stack: Stack) -> None:
     await audit_acknowledged_creates(own_stack, outcomes.acknowledged)
 
 
+@loses_events_on_kafka_after_a_crash()
 async def test_task_api_app_killed_mid_load(own_stack: Stack) -> None:
     assert own_stack.task_api.app is not None
     outcomes = await kill_mid_load(

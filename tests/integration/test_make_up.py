@@ -1,6 +1,7 @@
 """`make up` itself (scripts/up.sh), on the spec's fixed ports: it waits for a Redis that
 is still loading its data, and a sidecar that exits takes the whole stack down with the
-reason printed last."""
+reason printed last. Under `make test-backends`, `make up BACKEND=postgres-kafka`
+instead: a task it took is still there after a restart."""
 
 import json
 import os
@@ -15,13 +16,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from harness.backends import redis_ping
+from harness.backends import only_on_postgres_kafka, only_on_redis, redis_ping
 from harness.processes import ManagedProcess, wait_until
 from harness.resources import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 
 FIXED_PORTS = (6379, 8000, 8001, 3500, 3501, 4317, 16686)
+# PostgreSQL, Kafka and its controller instead of Redis (components/postgres-kafka).
+POSTGRES_KAFKA_PORTS = (5432, 9092, 9093, *FIXED_PORTS[1:])
 API_KEY = "dev-task-api-key"  # components/secrets.json, as the README shows
 
 
@@ -74,14 +77,18 @@ def listeners_of_session(session: int) -> dict[str, set[str]]:
 class MakeUp:
     """scripts/up.sh in a session of its own, as a terminal would run it."""
 
-    def __init__(self, workdir: Path) -> None:
-        # The ports the stack opens itself (not Redis' when one already listens).
-        self.ports = FIXED_PORTS if not listening(6379) else FIXED_PORTS[1:]
+    def __init__(self, workdir: Path, backend: str = "redis") -> None:
+        self.ports: tuple[int, ...]
+        if backend == "redis":
+            # The ports the stack opens itself (not Redis' when one already listens).
+            self.ports = FIXED_PORTS if not listening(6379) else FIXED_PORTS[1:]
+        else:
+            self.ports = POSTGRES_KAFKA_PORTS
         self.process = ManagedProcess(
             "make-up",
             [str(REPO_ROOT / "scripts" / "up.sh")],
             workdir / "make-up.log",
-            env={"TASK_PLATFORM_RUN_DIR": str(workdir / "run")},
+            env={"TASK_PLATFORM_RUN_DIR": str(workdir / "run"), "BACKEND": backend},
             cwd=REPO_ROOT,
         )
 
@@ -169,6 +176,7 @@ def loading_redis(tmp_path: Path) -> Iterator[ManagedProcess]:
         server.stop()
 
 
+@only_on_redis("make up's Redis")
 def test_make_up_waits_for_a_redis_that_is_loading_its_data(
     loading_redis: ManagedProcess, make_up: MakeUp
 ) -> None:
@@ -191,6 +199,7 @@ def test_make_up_waits_for_a_redis_that_is_loading_its_data(
     assert make_up.interrupt() == 0
 
 
+@only_on_redis("make up's Redis")
 def test_a_sidecar_that_exits_stops_the_stack_with_the_reason_last(make_up: MakeUp) -> None:
     make_up.start()
     make_up.wait_ready()
@@ -215,3 +224,49 @@ def test_a_sidecar_that_exits_stops_the_stack_with_the_reason_last(make_up: Make
         what="every port of the stack to close",
     )
     print(f"stack stopped {time.monotonic() - started:.1f} s after the sidecar was killed")
+
+
+@only_on_postgres_kafka("make up BACKEND=postgres-kafka")
+def test_make_up_on_postgres_and_kafka_notifies_and_keeps_its_tasks(tmp_path: Path) -> None:
+    make_up = MakeUp(tmp_path, backend="postgres-kafka")
+    headers = {"X-API-Key": API_KEY}
+    try:
+        make_up.start()
+        make_up.wait_ready()
+        created = httpx.post(
+            "http://127.0.0.1:8000/tasks", json={"title": "on postgres"}, headers=headers
+        )
+        assert created.status_code == 201, created.text
+        task = created.json()
+
+        def notified() -> bool:
+            feed = httpx.get(
+                "http://127.0.0.1:8001/notifications", params={"limit": 200}, headers=headers
+            ).json()["items"]
+            return any(n["task_id"] == task["id"] for n in feed)
+
+        wait_until(notified, timeout=60, what="the task's notification")
+        # PostgreSQL and Kafka run in sessions of their own: found by their ports.
+        sockets = subprocess.run(["ss", "-ltnH"], check=True, capture_output=True, text=True)
+        addresses = {line.split()[3] for line in sockets.stdout.splitlines()}
+        for port in (5432, 9092, 9093):
+            on_port = {a for a in addresses if a.endswith(f":{port}")}
+            assert on_port == {f"127.0.0.1:{port}"}, on_port
+        assert make_up.interrupt() == 0
+        wait_until(
+            lambda: not any(listening(p) for p in make_up.ports),
+            timeout=30,
+            what="every port of the stack to close",
+        )
+        # Its data stays in the run directory: the next `make up` serves the same task.
+        make_up.start()
+        make_up.wait_ready()
+        again = httpx.get(f"http://127.0.0.1:8000/tasks/{task['id']}", headers=headers)
+        assert again.status_code == 200, again.text
+        assert again.json() == task
+        assert make_up.interrupt() == 0
+    except BaseException:
+        print(make_up.output())
+        raise
+    finally:
+        make_up.stop()

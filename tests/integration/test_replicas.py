@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from harness.backends import loses_events_on_kafka_after_a_crash
 from harness.load import Outcomes, create_tasks, notification_lines
 from harness.polling import eventually
 from harness.stack import Stack, list_all_tasks, task_api_client
@@ -133,6 +134,7 @@ async def test_each_event_is_handled_once_by_two_consumer_replicas(own_stack: St
     assert {t: created[t] for t in ids} == dict.fromkeys(ids, 1)
 
 
+@loses_events_on_kafka_after_a_crash()
 async def test_killing_one_replica_of_each_mid_load_loses_nothing(own_stack: Stack) -> None:
     """Creates through both task-api replicas; then one task-api replica and one
     notification-service replica (app and sidecar) die with SIGKILL. Every create
