@@ -46,5 +46,5 @@ async def test_an_event_whose_transaction_never_committed_is_dropped(own_stack: 
         assert task_api.sidecar is not None
         return bool(log_lines(task_api.sidecar, "discarding message"))
 
-    # Dapr's relay waits 1 s, then looks for the marker for 10 s.
-    await eventually(dropped, within=40, what="the relay to drop the orphaned event")
+    # Dapr's relay waits 1 s, then looks for the marker for 10 s, then drops it.
+    await eventually(dropped, within=25, what="the relay to drop the orphaned event")
