@@ -6,7 +6,7 @@ SHELL := bash
 .PHONY: help up test test-backends watch clean-data schemas fmt dapr soak bench e2e-compose cluster-up cluster-down e2e-k8s
 
 help: ## this list
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 up: ## run both services with their sidecars and Redis (BACKEND=postgres-kafka: PostgreSQL, Kafka; Ctrl-C stops all)
 	@scripts/up.sh
@@ -46,7 +46,7 @@ bench: ## task-api under wrk load vs its sidecar's ceiling, then event lag under
 	  && "$$UV" run --frozen python bench/event_lag.py --seconds $(or $(LAG_SECONDS),60) \
 	  && "$$UV" run --frozen python bench/backends.py
 
-e2e-compose: ## the real docker-compose.yml in a real Docker engine, tested from outside (root)
+e2e-compose: ## the real docker-compose.yml in a real Docker engine, tested from outside (root; BACKEND=postgres-kafka too)
 	@scripts/e2e-compose.sh
 
 cluster-up: ## a local single-node Kubernetes cluster with Dapr (root; first run builds it)
@@ -55,5 +55,5 @@ cluster-up: ## a local single-node Kubernetes cluster with Dapr (root; first run
 cluster-down: ## stop that cluster and put the host back as it was
 	@scripts/cluster-down.sh
 
-e2e-k8s: ## cluster-up, `tilt up` of the Tiltfile, contract/event/live-update tests, cluster-down
+e2e-k8s: ## cluster-up, `tilt up` of the Tiltfile, contract/event/live-update tests, cluster-down (BACKEND=postgres-kafka too)
 	@scripts/e2e-k8s.sh

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make e2e-compose`: the real docker-compose.yml, built and run in a real Docker engine,
-# tested from outside. Steps: scripts/docker-up.sh (an engine: the user's, or a
+# tested from outside; with BACKEND=postgres-kafka (default redis) together with
+# docker-compose.postgres-kafka.yml. Steps: scripts/docker-up.sh (an engine: the user's, or a
 # project-owned dockerd) -> docker compose (scripts/ensure-compose.sh, via docker-up) ->
 # base images (scripts/standin-images.sh: real ones, or labelled local stand-ins) ->
 # `docker compose up -d --build --wait` -> a smoke check (POST /tasks gives 201 and its
@@ -15,6 +16,13 @@ repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo_root"
 cache_root=${TASK_PLATFORM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/task-platform}
 project=${E2E_COMPOSE_PROJECT:-task-platform-e2e}
+export BACKEND=${BACKEND:-redis}
+case $BACKEND in
+  redis) compose_files=(-f "$repo_root/docker-compose.yml") ;;
+  postgres-kafka)
+    compose_files=(-f "$repo_root/docker-compose.yml" -f "$repo_root/docker-compose.postgres-kafka.yml") ;;
+  *) printf 'e2e-compose: BACKEND must be redis or postgres-kafka, not %s\n' "$BACKEND" >&2; exit 2 ;;
+esac
 api_key=dev-task-api-key # components/secrets.json
 log() { printf 'e2e-compose: %s\n' "$*" >&2; }
 
@@ -30,7 +38,7 @@ pid=$(cat "$cache_root/docker/run/dockerd.pid" 2>/dev/null || true)
 
 work=$(mktemp -d)
 compose_up=0
-compose() { "$DOCKER" compose -p "$project" -f docker-compose.yml "${env_args[@]}" "$@"; }
+compose() { "$DOCKER" compose -p "$project" "${compose_files[@]}" "${env_args[@]}" "$@"; }
 
 finish() {
   local rc=$?
@@ -57,9 +65,9 @@ finish() {
   phase_done teardown
   local total=$(($(date +%s) - start)) result=passed
   ((rc == 0)) || result="FAILED (exit $rc)"
-  log "$result, $kind run: ${total}s total; ${timings[*]}"
+  log "$result, $kind run ($BACKEND): ${total}s total; ${timings[*]}"
   log "cache: $(du -sh "$cache_root/docker" 2>/dev/null | cut -f1) in $cache_root/docker"
-  printf '%s %s %s run %ss: %s\n' "$(date -u +%FT%TZ)" "$result" "$kind" "$total" "${timings[*]}" \
+  printf '%s %s %s run %ss (%s): %s\n' "$(date -u +%FT%TZ)" "$result" "$kind" "$total" "$BACKEND" "${timings[*]}" \
     >>"$cache_root/docker/e2e-timings.log" 2>/dev/null
   exit "$rc"
 }
@@ -86,7 +94,7 @@ phase_done bootstrap
 # The images this run replaces are removed once nothing names them (no pile of <none>).
 old_images=$("$DOCKER" images -q 'task-platform/*')
 compose_up=1
-log "docker compose -p $project up -d --build --wait"
+log "docker compose -p $project (backend $BACKEND) up -d --build --wait"
 COMPOSE_BAKE=false compose up -d --build --wait --wait-timeout 300 >&2
 for id in $old_images; do
   if [[ $("$DOCKER" image inspect -f '{{len .RepoTags}}' "$id" 2>/dev/null) == 0 ]]; then
@@ -96,7 +104,7 @@ done
 phase_done compose-up
 
 # Smoke check: a task created through task-api reaches notification-service through both
-# sidecars and Redis pub/sub.
+# sidecars and the pub/sub.
 title="e2e-compose $(date +%s%N)"
 status=$(curl -sS -o "$work/created.json" -w '%{http_code}' -X POST http://127.0.0.1:8000/tasks \
   -H "X-API-Key: $api_key" -H 'Content-Type: application/json' -d "{\"title\": \"$title\"}")
@@ -117,8 +125,9 @@ phase_done smoke
 log "integration tests against the compose stack"
 # How the tests read an app's log and run a program beside its sidecar ({app} = app-id,
 # which is also the compose service name); see tests/harness/deployed.py.
-compose_cmd=$(printf '%q ' "$DOCKER" compose -p "$project" -f "$repo_root/docker-compose.yml" "${env_args[@]}")
-TASK_PLATFORM_STACK=external TASK_API_URL=http://127.0.0.1:8000 NOTIFICATION_URL=http://127.0.0.1:8001 \
+compose_cmd=$(printf '%q ' "$DOCKER" compose -p "$project" "${compose_files[@]}" "${env_args[@]}")
+TASK_PLATFORM_BACKEND=$BACKEND \
+  TASK_PLATFORM_STACK=external TASK_API_URL=http://127.0.0.1:8000 NOTIFICATION_URL=http://127.0.0.1:8001 \
   TASK_API_KEY=$api_key TASK_PLATFORM_APP_LOGS="$compose_cmd logs --no-color {app}" \
   TASK_PLATFORM_APP_EXEC="$(printf '%q' "$DOCKER") exec -i $project-{app}-1" \
   TRACES_URL=http://127.0.0.1:16686 \

@@ -6,11 +6,13 @@
 # is ready: the contract and event-flow tests through Tilt's port-forwards (8000/8001),
 # then tests/e2e (pods 2/2, kubectl logs, live update, rebuild). Then tilt down, and the
 # cluster and the engine stop again (KEEP_CLUSTER=1 keeps both running).
+# BACKEND=postgres-kafka (default redis) deploys that profile (tilt up -- --backend=...).
 # Leaves behind: the build caches and images in the cache directory, nothing running.
 set -euo pipefail
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo_root"
 start=$SECONDS
+export BACKEND=${BACKEND:-redis} # read by standin-images.sh and cluster-up.sh too
 source scripts/bootstrap.sh
 tools=$(scripts/ensure-tools.sh)
 eval "$tools"
@@ -25,7 +27,7 @@ finish() {
   trap - EXIT
   if [[ -n $tilt_pid ]]; then
     ((status == 0)) || tail -n 60 "$work/tilt.log" >&2 || true
-    (cd "$work/repo" && "$TILT" down --file Tiltfile >/dev/null 2>&1) || true
+    (cd "$work/repo" && "$TILT" down --file Tiltfile -- --backend="$BACKEND" >/dev/null 2>&1) || true
     kill "$tilt_pid" 2>/dev/null || true
     wait "$tilt_pid" 2>/dev/null || true
   fi
@@ -64,9 +66,10 @@ git ls-files -z --cached --others --exclude-standard |
   tar --null --ignore-failed-read -T - -cf - | tar -xf - -C "$work/repo"
 tilt_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 export TILT_PORT=$tilt_port TILT_HOST=127.0.0.1
-(cd "$work/repo" && exec "$TILT" up --stream --port "$tilt_port" --host 127.0.0.1) > "$work/tilt.log" 2>&1 &
+(cd "$work/repo" && exec "$TILT" up --stream --port "$tilt_port" --host 127.0.0.1 -- --backend="$BACKEND") \
+  > "$work/tilt.log" 2>&1 &
 tilt_pid=$!
-say "tilt up (log: $work/tilt.log)"
+say "tilt up, backend $BACKEND (log: $work/tilt.log)"
 for _ in $(seq 120); do
   "$TILT" get session --port "$tilt_port" >/dev/null 2>&1 && break
   kill -0 "$tilt_pid" 2>/dev/null || { say "tilt up exited"; exit 1; }
@@ -95,7 +98,7 @@ say "every Tilt resource is ready"
 "$K8S_BIN/kubectl" -n task-platform get pods >&2
 
 kubectl_ns="$K8S_BIN/kubectl -n task-platform"
-TASK_PLATFORM_STACK=external \
+TASK_PLATFORM_BACKEND=$BACKEND TASK_PLATFORM_STACK=external \
   TASK_API_URL=http://127.0.0.1:8000 NOTIFICATION_URL=http://127.0.0.1:8001 \
   TASK_API_KEY=dev-task-api-key \
   TASK_PLATFORM_APP_LOGS="$kubectl_ns logs -l app.kubernetes.io/name={app} -c {app} --tail=-1" \

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Makes sure every base image the project builds on is in the Docker engine that DOCKER /
-# DOCKER_HOST name (run scripts/docker-up.sh first): the list is scripts/standin/images.txt.
+# DOCKER_HOST name (run scripts/docker-up.sh first): the list is scripts/standin/images.txt,
+# less the images of backend profiles other than BACKEND's (default redis).
 # For each image: present locally -> nothing to do; else `docker pull` once (with
 # internet this gets the REAL image); else a local stand-in is built under the same name
 # from scripts/standin/<recipe>.Dockerfile, labelled org.task-platform.standin=true, and a
 # warning says so (every run, while a stand-in is in use).
 # Stand-ins are built from: a Debian bookworm rootfs (debootstrap --variant=minbase from
 # this machine's Debian mirror), uv from its PyPI wheel, the pinned daprd
-# (scripts/ensure-dapr.sh), the pinned jaeger (scripts/ensure-jaeger.sh) and BuildKit's
-# dockerfile-frontend built from its Go module.
+# (scripts/ensure-dapr.sh), the pinned jaeger (scripts/ensure-jaeger.sh), the pinned
+# Kafka's jars (scripts/ensure-kafka.sh) and BuildKit's dockerfile-frontend built from
+# its Go module.
 # Leaves behind: the images in the engine; in the cache, standin/bookworm-minbase.tar.gz
 # (the rootfs), dockerfile-frontend-<version>/dockerfile-frontend and
 # jaeger-<version>/jaeger. Logs to stderr only.
@@ -121,6 +123,11 @@ build_standin() { # <image> <recipe>
       ensure_base
       cp "${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}" "$ctx/ca-certificates.crt" ;;
     redis) ensure_base; cp "$recipes/redis-entry.sh" "$ctx/" ;;
+    postgres) ensure_base; cp "$recipes/postgres-entry.sh" "$ctx/" ;;
+    kafka)
+      ensure_base
+      cp "$recipes"/kafka-{run.sh,bin.sh,log4j2.yaml,tools-log4j2.yaml} "$ctx/"
+      cp -r "$("$repo_root/scripts/ensure-kafka.sh")/libs" "$ctx/libs" ;;
     uv) uv_files "$ctx" "${image##*:}" ;;
     daprd) daprd_file "$ctx" ;;
     jaeger) cp "$("$repo_root/scripts/ensure-jaeger.sh")" "$ctx/jaeger" ;;
@@ -139,8 +146,10 @@ mkdir -p "$cache_root/standin"
 exec 9>"$cache_root/standin/.lock"
 flock 9
 standins=()
-while read -r image recipe; do
+backend=${BACKEND:-redis}
+while read -r image recipe profile; do
   [[ -z $image || $image == \#* ]] && continue
+  [[ -z $profile || $profile == "$backend" ]] || continue
   image=$(eval "printf '%s' \"$image\"") # ${VAR} from versions.env
   if ! present "$image"; then
     log "pulling $image"

@@ -631,15 +631,20 @@ def cluster_images(tools: Tools) -> list[Image]:
     return images
 
 
-def manifest_images() -> list[str]:
-    """Images k8s/ runs that Tilt does not build (Tilt builds task-platform/*)."""
-    found = set()
-    for path in sorted((REPO / "k8s").rglob("*.yaml")):
-        for line in path.read_text().splitlines():
-            match = re.match(r"\s*(?:-\s+)?image:\s*[\"']?([^\"'\s]+)", line)
-            if match and not match.group(1).startswith("task-platform/"):
-                found.add(match.group(1))
-    return sorted(found)
+def manifest_images() -> dict[str, bool]:
+    """Images the manifests run that Tilt does not build (Tilt builds task-platform/*):
+    k8s/'s and those of each overlay in k8s-overlays/, with whether this run needs them:
+    k8s/'s always, an overlay's when BACKEND names it (make e2e-k8s BACKEND=postgres-kafka)."""
+    backend = os.environ.get("BACKEND") or "redis"
+    found: dict[str, bool] = {}
+    for directory in [REPO / "k8s", *sorted((REPO / "k8s-overlays").glob("*/"))]:
+        needed = directory.name in ("k8s", backend)
+        for path in sorted(directory.rglob("*.yaml")):
+            for line in path.read_text().splitlines():
+                match = re.match(r"\s*(?:-\s+)?image:\s*[\"']?([^\"'\s]+)", line)
+                if match and not match.group(1).startswith("task-platform/"):
+                    found[match.group(1)] = found.get(match.group(1), False) or needed
+    return found
 
 
 def mirror_name(image: str) -> str | None:
@@ -653,10 +658,11 @@ def mirror_name(image: str) -> str | None:
 
 
 def preload_images() -> None:
-    """Copy the Docker Hub images k8s/ needs (redis, jaeger) from the Docker engine, when one
-    answers (scripts/docker-up.sh exports DOCKER and DOCKER_HOST), into the local registry,
-    where containerd finds them. Pushed every time (cheap: layers already there are
-    skipped), so a rebuilt stand-in replaces the old one."""
+    """Copy the Docker Hub images the manifests need (redis, jaeger; postgres and kafka for
+    BACKEND=postgres-kafka) from the Docker engine, when one answers (scripts/docker-up.sh
+    exports DOCKER and DOCKER_HOST), into the local registry, where containerd finds them.
+    Pushed every time (cheap: layers already there are skipped), so a rebuilt stand-in
+    replaces the old one. Another profile's images are pushed when the engine has them."""
     docker = os.environ.get("DOCKER") or "/usr/bin/docker"
     accept = ", ".join(
         [
@@ -666,7 +672,7 @@ def preload_images() -> None:
             "application/vnd.docker.distribution.manifest.list.v2+json",
         ]
     )
-    for image in manifest_images():
+    for image, needed in sorted(manifest_images().items()):
         name = mirror_name(image)
         if name is None:
             continue
@@ -682,6 +688,8 @@ def preload_images() -> None:
                 log(f"copied {image} from the Docker engine into {target}")
                 continue
             log(f"note: `docker push {target}` failed: {pushed.stderr.strip()[-300:]}")
+        if not needed:
+            continue
         repository, _, tag = name.rpartition(":")
         status, _ = registry_request(
             "HEAD", f"/v2/{repository}/manifests/{tag}", headers={"Accept": accept}

@@ -1,18 +1,22 @@
 """docker-compose.yml: valid against the Compose specification and wired as the
-contract asks (a pinned daprd sidecar per app in the app's network namespace)."""
+contract asks (a pinned daprd sidecar per app in the app's network namespace); with
+docker-compose.postgres-kafka.yml over it, the same on PostgreSQL and Kafka."""
 
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from harness.deploy_tools import versions
+from harness.backends import PARTITIONS
+from harness.deploy_tools import load_yaml_documents, versions
 from harness.resources import REPO_ROOT
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
+POSTGRES_KAFKA_FILE = REPO_ROOT / "docker-compose.postgres-kafka.yml"
 APPS = {"task-api": 8000, "notification-service": 8001}
 
 
@@ -22,14 +26,254 @@ def compose() -> dict[str, Any]:
     return loaded
 
 
-def test_the_file_is_valid_against_the_compose_spec() -> None:
+def check_against_the_compose_spec(path: Path) -> None:
     checker = Path(sys.executable).with_name("check-jsonschema")
     result = subprocess.run(
-        [str(checker), "--builtin-schema", "vendor.compose-spec", str(COMPOSE_FILE)],
+        [str(checker), "--builtin-schema", "vendor.compose-spec", str(path)],
         capture_output=True,
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_file_is_valid_against_the_compose_spec() -> None:
+    check_against_the_compose_spec(COMPOSE_FILE)
+
+
+# --- docker compose -f docker-compose.yml -f docker-compose.postgres-kafka.yml ----------
+
+
+class _Reset:
+    """`!reset`: what the files before it set for this key is dropped."""
+
+
+@dataclass(frozen=True)
+class _Override:
+    """`!override`: this value replaces the one before it instead of merging into it."""
+
+    value: Any
+
+
+class _ComposeLoader(yaml.SafeLoader):
+    pass
+
+
+def _override(loader: yaml.SafeLoader, node: yaml.Node) -> _Override:
+    if isinstance(node, yaml.MappingNode):
+        return _Override(loader.construct_mapping(node, deep=True))
+    if isinstance(node, yaml.SequenceNode):
+        return _Override(loader.construct_sequence(node, deep=True))
+    assert isinstance(node, yaml.ScalarNode)
+    return _Override(loader.construct_scalar(node))
+
+
+_ComposeLoader.add_constructor("!reset", lambda loader, node: _Reset())
+_ComposeLoader.add_constructor("!override", _override)
+
+
+def compose_merge(base: Any, other: Any, path: tuple[str, ...] = ()) -> Any:
+    """What `docker compose -f base -f other` does with the two files' models, for what
+    the project's files use (compose-go's override rules): mappings merge key by key,
+    `command` and a healthcheck's `test` are replaced, a service's volumes are indexed by
+    their mount target (a later one takes an earlier one's place), other lists append."""
+    if isinstance(other, _Override):
+        return other.value
+    if isinstance(base, dict) and isinstance(other, dict):
+        merged = dict(base)
+        for key, value in other.items():
+            if isinstance(value, _Reset):
+                merged.pop(key, None)
+            elif key in merged:
+                merged[key] = compose_merge(merged[key], value, (*path, key))
+            else:
+                merged[key] = value.value if isinstance(value, _Override) else value
+        return merged
+    if isinstance(base, list) and isinstance(other, list):
+        if path[-1] in ("command", "entrypoint", "test"):
+            return other
+        if path[-1] == "volumes":
+            by_target = {volume.split(":")[1]: volume for volume in base}
+            by_target |= {volume.split(":")[1]: volume for volume in other}
+            return list(by_target.values())
+        return base + other
+    return other
+
+
+@pytest.fixture(scope="module")
+def postgres_kafka(compose: dict[str, Any]) -> dict[str, Any]:
+    """The model compose runs for the postgres-kafka profile."""
+    override = yaml.load(POSTGRES_KAFKA_FILE.read_text(), Loader=_ComposeLoader)  # noqa: S506
+    merged: dict[str, Any] = compose_merge(compose, override)
+    return merged
+
+
+def test_the_merge_follows_compose_rules() -> None:
+    base = {"s": {"command": ["a"], "volumes": ["./x:/t:ro", "./y:/u"], "env": {"A": "1"}}}
+    other = yaml.load(
+        "s:\n  command: [b]\n  volumes: ['./z:/t:ro']\n  env: {B: '2'}\n"
+        "  depends_on: !override {c: {condition: x}}\nr: !reset null\n",
+        Loader=_ComposeLoader,  # noqa: S506
+    )
+    assert compose_merge({**base, "r": {}}, other) == {
+        "s": {
+            "command": ["b"],
+            "volumes": ["./z:/t:ro", "./y:/u"],
+            "env": {"A": "1", "B": "2"},
+            "depends_on": {"c": {"condition": "x"}},
+        }
+    }
+
+
+def test_the_postgres_kafka_stack_is_valid_against_the_compose_spec(
+    postgres_kafka: dict[str, Any], tmp_path: Path
+) -> None:
+    merged = tmp_path / "docker-compose.merged.yml"
+    merged.write_text(yaml.safe_dump(postgres_kafka))
+    check_against_the_compose_spec(merged)
+
+
+def test_postgres_and_kafka_run_in_place_of_redis(
+    compose: dict[str, Any], postgres_kafka: dict[str, Any]
+) -> None:
+    services = postgres_kafka["services"]
+    assert set(services) == set(compose["services"]) - {"redis"} | {
+        "postgres",
+        "kafka",
+        "kafka-topics",
+    }
+    assert set(postgres_kafka["volumes"]) == {"postgres-data", "kafka-data"}
+    pins = versions()
+    assert services["postgres"]["image"] == f"postgres:{pins['POSTGRES_IMAGE_VERSION']}-bookworm"
+    assert services["kafka"]["image"] == f"apache/kafka:{pins['KAFKA_VERSION']}"
+    for name in ("postgres", "kafka"):
+        server = services[name]
+        # On compose's network only, as Redis was.
+        assert "ports" not in server, name
+        assert server["healthcheck"]["test"][0] == "CMD", name
+        [volume] = server["volumes"]
+        assert volume.split(":")[0] in postgres_kafka["volumes"], name
+    for name, service in services.items():
+        assert set(service.get("depends_on", {})) <= set(services), name
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_each_sidecar_loads_the_profile_components_once_both_servers_are_healthy(
+    compose: dict[str, Any], postgres_kafka: dict[str, Any], app: str
+) -> None:
+    services = postgres_kafka["services"]
+    sidecar = services[f"{app}-dapr"]
+
+    def mounts(volumes: list[str]) -> dict[str, str]:
+        return {volume.split(":")[1]: volume.split(":")[0] for volume in volumes}
+
+    loaded = mounts(sidecar["volumes"])
+    assert loaded["/dapr/resources"] == "./components/compose/postgres-kafka"
+    assert (
+        loaded["/dapr/shared/secretstore.yaml"] == "./components/compose/resources/secretstore.yaml"
+    )
+    # Everything else as in docker-compose.yml: subscriptions, resiliency, secrets, config.
+    base = mounts(compose["services"][f"{app}-dapr"]["volumes"])
+    assert {t: s for t, s in loaded.items() if t in base and t != "/dapr/resources"} == {
+        t: s for t, s in base.items() if t != "/dapr/resources"
+    }
+    components = set()
+    for target, source in loaded.items():
+        assert (REPO_ROOT / source).exists(), source
+        if target.startswith(("/dapr/resources", "/dapr/shared")):
+            files = sorted((REPO_ROOT / source).glob("*.yaml")) or [REPO_ROOT / source]
+            components |= {
+                d["metadata"]["name"]
+                for f in files
+                for d in load_yaml_documents(f)
+                if d["kind"] == "Component"
+            }
+    assert components == {"statestore", "pubsub", "outbox-pubsub", "secretstore"}
+    for service in (app, f"{app}-dapr"):
+        depends_on = services[service]["depends_on"]
+        assert depends_on["postgres"] == depends_on["kafka"] == {"condition": "service_healthy"}
+    assert sidecar["depends_on"]["kafka-topics"] == {"condition": "service_completed_successfully"}
+    assert sidecar["environment"]["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
+
+
+def test_the_second_sidecar_starts_once_the_first_has_created_the_tables(
+    postgres_kafka: dict[str, Any],
+) -> None:
+    """state.postgresql creates its tables as its sidecar starts; two at once race, and one
+    exits. task-api answers /ready (its healthcheck) only once its sidecar is up."""
+    depends_on = postgres_kafka["services"]["notification-service-dapr"]["depends_on"]
+    assert depends_on["task-api"] == {"condition": "service_healthy"}
+    assert "notification-service-dapr" not in postgres_kafka["services"]["task-api-dapr"].get(
+        "depends_on", {}
+    )
+
+
+def compose_component(name: str) -> dict[str, Any]:
+    [component] = load_yaml_documents(
+        REPO_ROOT / "components" / "compose" / "postgres-kafka" / f"{name}.yaml"
+    )
+    return component
+
+
+def metadata_items(component: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {item["name"]: item for item in component["spec"]["metadata"]}
+
+
+def test_the_postgres_password_comes_from_env_for_both_server_and_sidecars(
+    postgres_kafka: dict[str, Any],
+) -> None:
+    postgres = postgres_kafka["services"]["postgres"]
+    assert postgres["environment"]["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
+    assert "POSTGRES_PASSWORD=" in (REPO_ROOT / ".env.example").read_text()
+    store = metadata_items(compose_component("statestore"))
+    # Read by daprd from its environment, never written in the component file.
+    assert store["password"] == {"name": "password", "envRef": "POSTGRES_PASSWORD"}
+    assert store["host"]["value"] == "postgres"
+    assert store["user"]["value"] == postgres["environment"].get("POSTGRES_USER", "postgres")
+    database = store["database"]["value"]
+    assert postgres["environment"]["POSTGRES_DB"] == database
+    check = postgres["healthcheck"]["test"]
+    assert check[check.index("-d") + 1] == database
+
+
+def test_kafka_advertises_the_components_address_and_makes_enough_partitions(
+    postgres_kafka: dict[str, Any],
+) -> None:
+    environment = postgres_kafka["services"]["kafka"]["environment"]
+    for name in ("pubsub", "outbox-pubsub"):
+        brokers = metadata_items(compose_component(name))["brokers"]["value"]
+        assert environment["KAFKA_ADVERTISED_LISTENERS"] == f"PLAINTEXT://{brokers}"
+    # As many as the harness's broker gives every topic: the outbox relays about one event
+    # per second per partition of its internal topic.
+    assert environment["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "true"
+    assert environment["KAFKA_NUM_PARTITIONS"] == str(PARTITIONS)
+    assert environment["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert environment["CLUSTER_ID"]
+
+
+def test_the_topics_are_made_before_any_sidecar_starts(postgres_kafka: dict[str, Any]) -> None:
+    """Each with the broker's partitions, not on a first publish (where making 128 took
+    longer than Dapr's producer waits): the subscriptions' topics and the outbox's internal
+    ones, named as Dapr names them (<namespace><app-id><topic>outbox; "default" outside
+    Kubernetes)."""
+    services = postgres_kafka["services"]
+    job = services["kafka-topics"]
+    assert job["image"] == services["kafka"]["image"]
+    assert job["depends_on"] == {"kafka": {"condition": "service_healthy"}}
+    script = " ".join(job["command"]).split()
+    subscriptions = load_yaml_documents(
+        REPO_ROOT / "components" / "resources" / "subscriptions.yaml"
+    )
+    published = metadata_items(compose_component("statestore"))["outboxPublishTopic"]["value"]
+    topics = {s["spec"]["topic"] for s in subscriptions} | {
+        f"default{app}{published}outbox" for app in APPS
+    }
+    assert topics <= {word.strip('";') for word in script}
+    assert "--if-not-exists" in script
+
+
+def test_task_api_runs_with_the_lag_target_of_the_profile(postgres_kafka: dict[str, Any]) -> None:
+    environment = postgres_kafka["services"]["task-api"]["environment"]
+    assert environment["TASK_API_EVENT_LAG_TARGET_SECONDS"] == "3"
 
 
 @pytest.mark.parametrize("app", APPS)

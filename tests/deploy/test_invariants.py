@@ -147,3 +147,65 @@ def test_the_tiltfile_names_the_apps_and_ports() -> None:
     for app, port in APP_PORTS.items():
         assert f"'{app}': ('{app.replace('-', '_')}', {port})" in tiltfile
         assert f"port_forwards=['{port}:{port}']" in tiltfile
+
+
+def test_one_postgres_and_one_kafka_version_everywhere() -> None:
+    """The postgres-kafka profile's images in the compose override and the Kubernetes
+    overlay are versions.env's; KAFKA_VERSION is also the release whose jars the harness
+    and the kafka stand-in run, and the PostgreSQL major is the one the stand-in and
+    `make test-backends` run (Debian 12's)."""
+    pins = versions()
+    postgres = f"postgres:{pins['POSTGRES_IMAGE_VERSION']}-bookworm"
+    kafka = f"apache/kafka:{pins['KAFKA_VERSION']}"
+    files = [
+        REPO_ROOT / "docker-compose.postgres-kafka.yml",
+        *sorted((REPO_ROOT / "k8s-overlays").rglob("*.yaml")),
+    ]
+    text = "\n".join(path.read_text() for path in files)
+    assert set(re.findall(r"\bpostgres:\d\S*", text)) == {postgres}
+    assert set(re.findall(r"apache/kafka:\S+", text)) == {kafka}
+    standin = (REPO_ROOT / "scripts" / "standin" / "postgres.Dockerfile").read_text()
+    majors = set(re.findall(r"postgresql-(\d+)|postgresql/(\d+)/", standin))
+    major = pins["POSTGRES_IMAGE_VERSION"].split(".")[0]
+    assert {m for pair in majors for m in pair if m} == {major}
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert set(re.findall(r"PostgreSQL (\d{1,2})\b", readme)) <= {major}
+    assert set(re.findall(r"Kafka (\d+\.\d+\.\d+)", readme)) <= {pins["KAFKA_VERSION"]}
+
+
+# What may differ between the harness's postgres-kafka components (components/postgres-kafka,
+# on its loopback servers) and the same profile in compose and Kubernetes: where the
+# servers are and how the sidecar logs in. Everything else stays in step.
+ADDRESS_AND_LOGIN = {"connectionString", "host", "port", "user", "database", "password", "brokers"}
+
+
+def profile_settings(component: dict[str, Any]) -> dict[str, Any]:
+    spec = component["spec"]
+    return {
+        "type": spec["type"],
+        "version": spec["version"],
+        "metadata": {
+            m["name"]: m["value"] for m in spec["metadata"] if m["name"] not in ADDRESS_AND_LOGIN
+        },
+        "scopes": component.get("scopes"),
+    }
+
+
+def test_the_profile_components_are_the_harness_ones_in_compose_and_kubernetes(
+    overlay_objects: list[dict[str, Any]],
+) -> None:
+    harness = {o["metadata"]["name"]: o for o in resources("components/postgres-kafka")}
+    compose = {o["metadata"]["name"]: o for o in resources("components/compose/postgres-kafka")}
+    kubernetes = {o["metadata"]["name"]: o for o in overlay_objects if o["kind"] == "Component"}
+    assert set(harness) == set(compose) == {"statestore", "pubsub", "outbox-pubsub"}
+    for name, component in harness.items():
+        expected = profile_settings(component)
+        assert profile_settings(compose[name]) == expected, name
+        assert profile_settings(kubernetes[name]) == expected, name
+    # The password is never in a component's own text there.
+    for components in (compose, kubernetes):
+        [password] = [
+            m for m in components["statestore"]["spec"]["metadata"] if m["name"] == "password"
+        ]
+        assert "value" not in password
+        assert {"envRef", "secretKeyRef"} & set(password)

@@ -10,6 +10,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from harness.backends import PARTITIONS
 from harness.deploy_tools import (
     app_configuration,
     by_kind,
@@ -436,3 +437,193 @@ def test_the_token_secrets_exist_with_a_token_key(k8s_objects: list[dict[str, An
         for annotation in TOKEN_ANNOTATIONS:
             if annotation in annotations:
                 assert "token" in secrets[annotations[annotation]]["stringData"]
+
+
+# --- the postgres-kafka overlay (k8s-overlays/postgres-kafka/) --------------------------
+
+SERVERS = {"postgres": 5432, "kafka": 9092}
+
+
+def test_every_overlay_object_is_valid(overlay_objects: list[dict[str, Any]]) -> None:
+    plain = [o for o in overlay_objects if not is_dapr(o)]
+    assert {o["kind"] for o in plain} >= {"StatefulSet", "Service", "Secret", "NetworkPolicy"}
+    for obj in plain:
+        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+    schemas = crd_schemas(deploy_tools().dapr_crds)
+    for obj in overlay_objects:
+        if is_dapr(obj):
+            schema = schemas[(obj["apiVersion"], obj["kind"])]
+            jsonschema.Draft7Validator(schema).validate(obj)
+            assert unknown_fields(obj, schema, obj["metadata"]["name"]) == []
+
+
+def by_id(objects: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(o["kind"], o["metadata"]["name"]): o for o in objects}
+
+
+def without_env(deployment: dict[str, Any], name: str) -> dict[str, Any]:
+    copy = yaml.safe_load(yaml.safe_dump(deployment))
+    for container in copy["spec"]["template"]["spec"]["containers"]:
+        container["env"] = [e for e in container.get("env", []) if e["name"] != name]
+    return dict(copy)
+
+
+def test_the_overlay_is_k8s_with_postgres_and_kafka_in_place_of_redis(
+    k8s_objects: list[dict[str, Any]], overlay_objects: list[dict[str, Any]]
+) -> None:
+    base, overlay = by_id(k8s_objects), by_id(overlay_objects)
+    assert set(base) - set(overlay) == {
+        ("Deployment", "redis"), ("Service", "redis"),
+        ("PersistentVolumeClaim", "redis-data"), ("NetworkPolicy", "redis-ingress"),
+    }  # fmt: skip
+    assert set(overlay) - set(base) == {
+        ("StatefulSet", "postgres"), ("Service", "postgres"), ("Secret", "postgres"),
+        ("StatefulSet", "kafka"), ("Service", "kafka"), ("Job", "kafka-topics"),
+        ("NetworkPolicy", "postgres-ingress"), ("NetworkPolicy", "kafka-ingress"),
+    }  # fmt: skip
+    changed = {key for key in set(base) & set(overlay) if base[key] != overlay[key]}
+    assert changed == {
+        ("Component", "statestore"), ("Component", "pubsub"), ("Component", "outbox-pubsub"),
+        ("Deployment", "task-api"),
+    }  # fmt: skip
+    # task-api: its lag target only. Kafka's fetch and group latency come on top of the
+    # outbox relay's second (README, Backends).
+    lag = "TASK_API_EVENT_LAG_TARGET_SECONDS"
+    task_api = overlay[("Deployment", "task-api")]
+    assert without_env(task_api, lag) == without_env(base[("Deployment", "task-api")], lag)
+    [container] = task_api["spec"]["template"]["spec"]["containers"]
+    assert {"name": lag, "value": "3"} in container["env"]
+    for obj in overlay_objects:
+        if obj["kind"] != "Namespace":
+            assert obj["metadata"]["namespace"] == "task-platform", obj["metadata"]["name"]
+        assert obj["metadata"]["labels"]["app.kubernetes.io/part-of"] == "task-platform"
+
+
+@pytest.mark.parametrize("name", SERVERS)
+def test_each_server_runs_once_behind_its_service_probed_limited_hardened_and_persistent(
+    overlay_objects: list[dict[str, Any]], name: str
+) -> None:
+    statefulset = by_kind(overlay_objects, "StatefulSet")[name]
+    assert statefulset["spec"]["replicas"] == 1
+    pod = statefulset["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    pins = versions()
+    assert (
+        container["image"]
+        == {
+            "postgres": f"postgres:{pins['POSTGRES_IMAGE_VERSION']}-bookworm",
+            "kafka": f"apache/kafka:{pins['KAFKA_VERSION']}",
+        }[name]
+    )
+    assert [p["containerPort"] for p in container["ports"]] == [SERVERS[name]]
+    assert "readinessProbe" in container
+    assert "livenessProbe" in container
+    assert set(container["resources"]) == {"requests", "limits"}
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["automountServiceAccountToken"] is False
+    # No Service addresses in the environment: the kafka image would read KAFKA_PORT & co.
+    # as broker settings.
+    assert pod["enableServiceLinks"] is False
+    hardening = container["securityContext"]
+    assert hardening["readOnlyRootFilesystem"] is True
+    assert hardening["allowPrivilegeEscalation"] is False
+    assert hardening["capabilities"]["drop"] == ["ALL"]
+    # Its data on a claim of its own, mounted where the image keeps it.
+    [claim] = statefulset["spec"]["volumeClaimTemplates"]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert (
+        mounts[claim["metadata"]["name"]]
+        == {
+            "postgres": "/var/lib/postgresql/data",
+            "kafka": "/var/lib/kafka/data",
+        }[name]
+    )
+    service = by_kind(overlay_objects, "Service")[statefulset["spec"]["serviceName"]]
+    assert service["metadata"]["name"] == name
+    assert service["spec"]["selector"] == statefulset["spec"]["selector"]["matchLabels"]
+    assert [p["port"] for p in service["spec"]["ports"]] == [SERVERS[name]]
+
+
+def env_of(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, dict[str, Any]]:
+    [container] = by_kind(objects, kind)[name]["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e for e in container["env"]}
+
+
+def test_the_postgres_password_is_one_secret_for_the_server_and_the_statestore(
+    overlay_objects: list[dict[str, Any]],
+) -> None:
+    server = env_of(overlay_objects, "StatefulSet", "postgres")
+    reference = server["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"]
+    store = {
+        m["name"]: m
+        for m in by_kind(overlay_objects, "Component")["statestore"]["spec"]["metadata"]
+    }
+    # Resolved by Dapr's operator from the Kubernetes Secret: no app reads it itself.
+    assert store["password"] == {"name": "password", "secretKeyRef": reference}
+    secret = by_kind(overlay_objects, "Secret")[reference["name"]]
+    assert secret["stringData"][reference["key"]]
+    assert store["host"]["value"] == "postgres"
+    assert store["database"]["value"] == server["POSTGRES_DB"]["value"]
+    probe = by_kind(overlay_objects, "StatefulSet")["postgres"]["spec"]["template"]["spec"][
+        "containers"
+    ][0]["readinessProbe"]["exec"]["command"]
+    assert probe[probe.index("-d") + 1] == store["database"]["value"]
+
+
+def test_kafka_advertises_its_service_and_makes_enough_partitions(
+    overlay_objects: list[dict[str, Any]],
+) -> None:
+    environment = {
+        k: v.get("value") for k, v in env_of(overlay_objects, "StatefulSet", "kafka").items()
+    }
+    components = by_kind(overlay_objects, "Component")
+    for name in ("pubsub", "outbox-pubsub"):
+        [brokers] = [
+            m["value"] for m in components[name]["spec"]["metadata"] if m["name"] == "brokers"
+        ]
+        assert environment["KAFKA_ADVERTISED_LISTENERS"] == f"PLAINTEXT://{brokers}"
+    assert environment["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "true"
+    assert environment["KAFKA_NUM_PARTITIONS"] == str(PARTITIONS)
+    assert environment["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert environment["CLUSTER_ID"]
+    # `kafka` has an address before the broker is ready: else a lookup made meanwhile
+    # leaves its negative answer in the cluster DNS's cache, where the first sidecars find it.
+    assert by_kind(overlay_objects, "Service")["kafka"]["spec"]["publishNotReadyAddresses"] is True
+
+
+def test_the_overlay_opens_postgres_and_kafka_to_the_apps_and_kafka_to_its_topics_job(
+    overlay_objects: list[dict[str, Any]],
+) -> None:
+    policies = by_kind(overlay_objects, "NetworkPolicy")
+    assert policies["default-deny-ingress"]["spec"] == {
+        "podSelector": {},
+        "policyTypes": ["Ingress"],
+    }
+    flows = {key: value for key, value in FLOWS.items() if key[0] != "redis"}
+    flows[("postgres", 5432)] = frozenset(APPS)
+    flows[("kafka", 9092)] = frozenset({*APPS, "kafka-topics"})
+    assert opened_flows(policies) == flows
+
+
+def test_the_topics_are_made_by_a_hardened_job_of_the_kafka_image(
+    overlay_objects: list[dict[str, Any]],
+) -> None:
+    job = by_kind(overlay_objects, "Job")["kafka-topics"]
+    pod = job["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    [kafka] = by_kind(overlay_objects, "StatefulSet")["kafka"]["spec"]["template"]["spec"][
+        "containers"
+    ]
+    assert container["image"] == kafka["image"]
+    words = {word.strip('";') for word in " ".join(container["args"]).split()}
+    topics = {"task-events", "task-events-dlq"} | {
+        f"${{NAMESPACE}}{app}task-eventsoutbox" for app in APPS
+    }
+    assert topics <= words
+    assert "--if-not-exists" in words
+    env = {e["name"]: e for e in container["env"]}
+    assert env["NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["automountServiceAccountToken"] is False
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert set(container["resources"]) == {"requests", "limits"}

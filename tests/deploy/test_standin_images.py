@@ -2,6 +2,7 @@
 cover every base image the project builds on, are labelled as stand-ins, and keep their
 machine-specific settings out of the project's own Dockerfiles."""
 
+import os
 import re
 import subprocess
 import sys
@@ -18,15 +19,22 @@ STANDIN = REPO_ROOT / "scripts" / "standin"
 SERVICE_DOCKERFILES = sorted((REPO_ROOT / "services").glob("*/Dockerfile"))
 
 
-def standin_list() -> dict[str, str]:
-    """scripts/standin/images.txt: image (with versions.env expanded) -> recipe."""
+def standin_lines() -> list[tuple[str, str, str | None]]:
+    """scripts/standin/images.txt: (image with versions.env expanded, recipe, the backend
+    profile that alone needs it or None)."""
     pins = versions()
-    listed = {}
+    lines = []
     for line in (STANDIN / "images.txt").read_text().splitlines():
         if line.strip() and not line.startswith("#"):
-            image, recipe = line.split()
-            listed[re.sub(r"\$\{(\w+)\}", lambda m: pins[m.group(1)], image)] = recipe
-    return listed
+            image, recipe, *profile = line.split()
+            image = re.sub(r"\$\{(\w+)\}", lambda m: pins[m.group(1)], image)
+            lines.append((image, recipe, profile[0] if profile else None))
+    return lines
+
+
+def standin_list() -> dict[str, str]:
+    """image -> recipe."""
+    return {image: recipe for image, recipe, _ in standin_lines()}
 
 
 def base_images(dockerfile: Path) -> set[str]:
@@ -45,35 +53,72 @@ def base_images(dockerfile: Path) -> set[str]:
     return found
 
 
-def compose_images() -> set[str]:
-    """Images docker-compose.yml runs without building them."""
-    compose: dict[str, Any] = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
-    return {s["image"] for s in compose["services"].values() if "build" not in s}
+def compose_images(name: str = "docker-compose.yml") -> set[str]:
+    """Images a compose file runs without building them (the base file, or the
+    postgres-kafka override over it: its tags are YAML to compose, not to this reader)."""
+    text = (REPO_ROOT / name).read_text().replace("!reset", "").replace("!override", "")
+    compose: dict[str, Any] = yaml.safe_load(text)
+    return {
+        s["image"] for s in compose["services"].values() if s and "image" in s and "build" not in s
+    }
 
 
-def kubernetes_images() -> set[str]:
-    """Images k8s/ runs that Tilt does not build: tools/cluster.py copies them from the
-    Docker engine into the local cluster's registry, so a stand-in serves there too."""
+def kubernetes_images(directory: str = "k8s") -> set[str]:
+    """Images k8s/ (or an overlay) runs that Tilt does not build: tools/cluster.py copies
+    them from the Docker engine into the local cluster's registry, so a stand-in serves
+    there too."""
     found = set()
-    for path in sorted((REPO_ROOT / "k8s").rglob("*.yaml")):
+    for path in sorted((REPO_ROOT / directory).rglob("*.yaml")):
         for document in yaml.safe_load_all(path.read_text()):
-            if document and document.get("kind") == "Deployment":
-                for container in document["spec"]["template"]["spec"]["containers"]:
-                    if not container["image"].startswith("task-platform/"):
+            # (Patches of the overlay, a deletion among them, may carry no pod template.)
+            if document and document.get("kind") in ("Deployment", "StatefulSet"):
+                pod = document.get("spec", {}).get("template", {}).get("spec", {})
+                for container in pod.get("containers", []):
+                    if "image" in container and not container["image"].startswith("task-platform/"):
                         found.add(container["image"])
     return found
+
+
+PROFILE_IMAGES = {
+    "postgres-kafka": compose_images("docker-compose.postgres-kafka.yml")
+    | kubernetes_images("k8s-overlays/postgres-kafka")
+}
 
 
 def test_every_base_image_has_a_standin() -> None:
     assert SERVICE_DOCKERFILES
     needed = set().union(*(base_images(d) for d in SERVICE_DOCKERFILES)) | compose_images()
+    needed |= compose_images("docker-compose.postgres-kafka.yml")
     assert needed - set(standin_list()) == set()
 
 
 def test_every_image_kubernetes_pulls_has_a_standin() -> None:
-    repositories = {image.split(":")[0] for image in kubernetes_images()}
-    assert repositories >= {"redis", "jaegertracing/jaeger"}
-    assert kubernetes_images() - set(standin_list()) == set()
+    pulled = kubernetes_images() | kubernetes_images("k8s-overlays")
+    repositories = {image.split(":")[0] for image in pulled}
+    assert repositories >= {"redis", "jaegertracing/jaeger", "postgres", "apache/kafka"}
+    assert pulled - set(standin_list()) == set()
+
+
+def test_a_profiles_images_are_listed_for_that_profile_alone() -> None:
+    """scripts/standin-images.sh makes them only for BACKEND=<profile>: a Redis run needs
+    no Kafka (nor Java and Maven to make its stand-in)."""
+    listed: dict[str, set[str]] = {}
+    for image, _, profile in standin_lines():
+        listed.setdefault(profile or "every", set()).add(image)
+    assert PROFILE_IMAGES["postgres-kafka"] == {
+        f"postgres:{versions()['POSTGRES_IMAGE_VERSION']}-bookworm",
+        f"apache/kafka:{versions()['KAFKA_VERSION']}",
+    }
+    assert listed.pop("every").isdisjoint(set().union(*PROFILE_IMAGES.values()))
+    assert listed == PROFILE_IMAGES
+
+
+def test_the_standin_entrypoints_are_executable() -> None:
+    """They are COPYed as they are: a script without its x bit is no entrypoint."""
+    scripts = sorted(STANDIN.glob("*.sh"))
+    assert {p.name for p in scripts} >= {"redis-entry.sh", "postgres-entry.sh", "kafka-run.sh"}
+    for script in scripts:
+        assert os.access(script, os.X_OK), script
 
 
 @pytest.mark.parametrize("recipe", sorted(set(standin_list().values())))

@@ -33,14 +33,19 @@ def fake_kubectl(bin_dir: Path, crd_answer: str, exit_code: int = 0) -> None:
     (bin_dir / "kustomize").symlink_to(deploy_tools().kustomize)
 
 
-def evaluate(bin_dir: Path) -> subprocess.CompletedProcess[str]:
+def evaluate(bin_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The Tiltfile's result; `args` are what follows `--` on `tilt up`'s command line."""
     return subprocess.run(
-        [str(deploy_tools().tilt), "alpha", "tiltfile-result", "-f", "Tiltfile"],
+        [str(deploy_tools().tilt), "alpha", "tiltfile-result", "-f", "Tiltfile", *args],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "KUBECONFIG": "/dev/null"},
+        env={
+            **{k: v for k, v in os.environ.items() if k != "BACKEND"},
+            "PATH": f"{bin_dir}:{os.environ['PATH']}",
+            "KUBECONFIG": "/dev/null",
+        },
     )
 
 
@@ -139,3 +144,32 @@ def test_an_unreachable_cluster_gets_a_clear_message(tmp_path: Path) -> None:
     run = evaluate(tmp_path)
     assert run.returncode != 0
     assert "Cannot reach the cluster" in run.stderr
+
+
+def test_the_backend_setting_deploys_the_postgres_kafka_overlay(tmp_path: Path) -> None:
+    fake_kubectl(tmp_path, "customresourcedefinition.apiextensions.k8s.io/components.dapr.io")
+    run = evaluate(tmp_path, "--", "--backend=postgres-kafka")
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    names = {m["Name"] for m in result["Manifests"]}
+    assert {*APPS, "postgres", "kafka", "jaeger"} | DAPR_RESOURCES <= names
+    assert "redis" not in names
+    for app in APPS:
+        assert manifest(result, app)["ResourceDependencies"] == [
+            "postgres",
+            "kafka",
+            "kafka-topics",
+        ]
+    for server in ("postgres", "kafka", "kafka-topics"):
+        assert manifest(result, server)["Labels"] == {"infrastructure": "infrastructure"}
+    deployed = [
+        o for o in yaml.safe_load_all(manifest(result, "postgres")["DeployTarget"]["yaml"]) if o
+    ]
+    assert {o["kind"] for o in deployed} >= {"StatefulSet", "Service"}
+
+
+def test_an_unknown_backend_is_refused_by_name(tmp_path: Path) -> None:
+    fake_kubectl(tmp_path, "customresourcedefinition.apiextensions.k8s.io/components.dapr.io")
+    run = evaluate(tmp_path, "--", "--backend=mysql")
+    assert run.returncode != 0
+    assert 'Unknown backend "mysql"' in run.stderr
