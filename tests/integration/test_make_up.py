@@ -9,6 +9,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,16 @@ from harness.resources import REPO_ROOT
 pytestmark = pytest.mark.integration
 
 FIXED_PORTS = (6379, 8000, 8001, 3500, 3501, 4317, 16686)
+# Starts up.sh with Ctrl-C's signal at its default, as a terminal does. A test run
+# started in the background of a non-interactive shell (a CI job, say) has SIGINT
+# ignored, every child inherits that, and bash can then not trap it: up.sh never saw
+# the Ctrl-C and its stack kept running.
+AS_FROM_A_TERMINAL = [
+    sys.executable,
+    "-c",
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])",
+]
 # PostgreSQL, Kafka and its controller instead of Redis (components/postgres-kafka).
 POSTGRES_KAFKA_PORTS = (5432, 9092, 9093, *FIXED_PORTS[1:])
 API_KEY = "dev-task-api-key"  # components/secrets.json, as the README shows
@@ -86,7 +97,7 @@ class MakeUp:
             self.ports = POSTGRES_KAFKA_PORTS
         self.process = ManagedProcess(
             "make-up",
-            [str(REPO_ROOT / "scripts" / "up.sh")],
+            [*AS_FROM_A_TERMINAL, str(REPO_ROOT / "scripts" / "up.sh")],
             workdir / "make-up.log",
             env={"TASK_PLATFORM_RUN_DIR": str(workdir / "run"), "BACKEND": backend},
             cwd=REPO_ROOT,
