@@ -14,6 +14,6 @@ RESULTS = REPO_ROOT / "bench" / "results"
 BACKEND = selected_backend()
 
 
-def result_file(name: str, extension: str) -> Path:
-    suffix = "" if BACKEND == "redis" else f"-{BACKEND}"
+def result_file(name: str, extension: str, backend: str = BACKEND) -> Path:
+    suffix = "" if backend == "redis" else f"-{backend}"
     return RESULTS / f"{name}{suffix}.{extension}"

@@ -6,15 +6,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from backend_profile import RESULTS
+from backend_profile import RESULTS, result_file
 
 PROFILES = ("redis", "postgres-kafka")
 CONNECTIONS = "32"
 
 
 def load(name: str, profile: str) -> dict[str, Any] | None:
-    suffix = "" if profile == "redis" else f"-{profile}"
-    path = RESULTS / f"{name}{suffix}.json"
+    path = result_file(name, "json", profile)
     return json.loads(path.read_text()) if path.exists() else None
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from harness.backends import only_on_postgres_kafka, only_on_redis, redis_ping
+from harness.backends import only_on_postgres_kafka, only_on_redis, redis_ping, selected_backend
 from harness.processes import ManagedProcess, wait_until
 from harness.resources import REPO_ROOT
 
@@ -144,7 +144,8 @@ class MakeUp:
 
 @pytest.fixture
 def make_up(tmp_path: Path) -> Iterator[MakeUp]:
-    running = MakeUp(tmp_path)
+    """`make up` on the profile the run tests (BACKEND, as `make test-backends` sets)."""
+    running = MakeUp(tmp_path, backend=selected_backend())
     try:
         yield running
     except BaseException:
@@ -238,46 +239,39 @@ def test_a_sidecar_that_exits_stops_the_stack_with_the_reason_last(make_up: Make
 
 
 @only_on_postgres_kafka("make up BACKEND=postgres-kafka")
-def test_make_up_on_postgres_and_kafka_notifies_and_keeps_its_tasks(tmp_path: Path) -> None:
-    make_up = MakeUp(tmp_path, backend="postgres-kafka")
+def test_make_up_on_postgres_and_kafka_notifies_and_keeps_its_tasks(make_up: MakeUp) -> None:
     headers = {"X-API-Key": API_KEY}
-    try:
-        make_up.start()
-        make_up.wait_ready()
-        created = httpx.post(
-            "http://127.0.0.1:8000/tasks", json={"title": "on postgres"}, headers=headers
-        )
-        assert created.status_code == 201, created.text
-        task = created.json()
+    make_up.start()
+    make_up.wait_ready()
+    created = httpx.post(
+        "http://127.0.0.1:8000/tasks", json={"title": "on postgres"}, headers=headers
+    )
+    assert created.status_code == 201, created.text
+    task = created.json()
 
-        def notified() -> bool:
-            feed = httpx.get(
-                "http://127.0.0.1:8001/notifications", params={"limit": 200}, headers=headers
-            ).json()["items"]
-            return any(n["task_id"] == task["id"] for n in feed)
+    def notified() -> bool:
+        feed = httpx.get(
+            "http://127.0.0.1:8001/notifications", params={"limit": 200}, headers=headers
+        ).json()["items"]
+        return any(n["task_id"] == task["id"] for n in feed)
 
-        wait_until(notified, timeout=60, what="the task's notification")
-        # PostgreSQL and Kafka run in sessions of their own: found by their ports.
-        sockets = subprocess.run(["ss", "-ltnH"], check=True, capture_output=True, text=True)
-        addresses = {line.split()[3] for line in sockets.stdout.splitlines()}
-        for port in (5432, 9092, 9093):
-            on_port = {a for a in addresses if a.endswith(f":{port}")}
-            assert on_port == {f"127.0.0.1:{port}"}, on_port
-        assert make_up.interrupt() == 0
-        wait_until(
-            lambda: not any(listening(p) for p in make_up.ports),
-            timeout=30,
-            what="every port of the stack to close",
-        )
-        # Its data stays in the run directory: the next `make up` serves the same task.
-        make_up.start()
-        make_up.wait_ready()
-        again = httpx.get(f"http://127.0.0.1:8000/tasks/{task['id']}", headers=headers)
-        assert again.status_code == 200, again.text
-        assert again.json() == task
-        assert make_up.interrupt() == 0
-    except BaseException:
-        print(make_up.output())
-        raise
-    finally:
-        make_up.stop()
+    wait_until(notified, timeout=60, what="the task's notification")
+    # PostgreSQL and Kafka run in sessions of their own: found by their ports.
+    sockets = subprocess.run(["ss", "-ltnH"], check=True, capture_output=True, text=True)
+    addresses = {line.split()[3] for line in sockets.stdout.splitlines()}
+    for port in (5432, 9092, 9093):
+        on_port = {a for a in addresses if a.endswith(f":{port}")}
+        assert on_port == {f"127.0.0.1:{port}"}, on_port
+    assert make_up.interrupt() == 0
+    wait_until(
+        lambda: not any(listening(p) for p in make_up.ports),
+        timeout=30,
+        what="every port of the stack to close",
+    )
+    # Its data stays in the run directory: the next `make up` serves the same task.
+    make_up.start()
+    make_up.wait_ready()
+    again = httpx.get(f"http://127.0.0.1:8000/tasks/{task['id']}", headers=headers)
+    assert again.status_code == 200, again.text
+    assert again.json() == task
+    assert make_up.interrupt() == 0
