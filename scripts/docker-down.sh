@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Stops the dockerd that scripts/docker-up.sh started (found by its pidfile; no other
 # dockerd is touched), waits for it to exit, and restores what it changed on the host from
-# the record docker-up.sh made before starting it: Docker's iptables/ip6tables rules,
-# chains and policies (tools/iptables_undo.py; rules others added meanwhile stay),
-# net.ipv4.ip_forward, the docker0 link and /etc/docker/key.json when they did not exist
-# before.
+# the record docker-up.sh made before starting it (tools/host_state.py docker-restore):
+# Docker's iptables/ip6tables rules, chains and policies (rules others added meanwhile
+# stay), the nf_tables tables it created, the docker0 link and /etc/docker/key.json when
+# they did not exist before, net.ipv4.ip_forward. Every restore step runs even when one
+# before it failed; the failures are listed at the end and the exit status is 1.
 # Idempotent, and a no-op when docker-up.sh started nothing (an engine that was already
 # there is left alone). While containers still run in that dockerd (another make target
 # using it), it is left up unless DOCKER_DOWN_FORCE=1.
-# Leaves behind: the cache (<cache>/docker/data keeps the images).
+# Leaves behind: the cache (<cache>/docker/data keeps the images); when a step failed or
+# its command was missing (each says what it left and how to remove it by hand), the
+# record too, so that running this again retries.
 set -euo pipefail
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache_root=${TASK_PLATFORM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/task-platform}
@@ -58,29 +61,4 @@ if [[ ! -f $state_dir/recorded ]]; then
   log "nothing to restore (no dockerd of ours was started, or it is already torn down)"
   exit 0
 fi
-
-log "restoring the host state recorded at $(cat "$state_dir/recorded")"
-python3 "$repo_root/tools/iptables_undo.py" 4 "$state_dir/iptables.before"
-python3 "$repo_root/tools/iptables_undo.py" 6 "$state_dir/ip6tables.before"
-if [[ $(cat "$state_dir/docker0.existed") == no ]] && ip link show docker0 >/dev/null 2>&1; then
-  log "removing docker0"
-  ip link delete docker0
-fi
-if [[ $(cat "$state_dir/key-json.existed" 2>/dev/null) == no && -f /etc/docker/key.json ]]; then
-  log "removing /etc/docker/key.json (dockerd wrote it)"
-  rm -f /etc/docker/key.json
-fi
-forward_before=$(cat "$state_dir/ip_forward.before")
-if [[ $(sysctl -n net.ipv4.ip_forward) != "$forward_before" ]]; then
-  # Another bridge (a local Kubernetes node, libvirt, ...) may need forwarding on: then
-  # it is left on and said so, rather than breaking that network.
-  others=$(ip -o link show type bridge 2>/dev/null | awk -F': ' '{print $2}' | grep -Ev '^(docker0|br-[0-9a-f]{12})$' || true)
-  if [[ -n $others ]]; then
-    log "leaving net.ipv4.ip_forward=$(sysctl -n net.ipv4.ip_forward) (was $forward_before): other bridges use it: $(tr "\n" " " <<<"$others")"
-  else
-    log "net.ipv4.ip_forward back to $forward_before"
-    sysctl -qw net.ipv4.ip_forward="$forward_before"
-  fi
-fi
-rm -rf "$state_dir"
-log "done"
+exec python3 "$repo_root/tools/host_state.py" docker-restore "$state_dir"

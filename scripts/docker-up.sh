@@ -10,10 +10,12 @@
 # apt-get when missing, and a project-owned dockerd is started with everything of its own
 # under the cache (<cache>/docker): data root docker/data (images survive between runs),
 # socket, pidfile, exec root, config and log under docker/run. Before it starts, what it
-# will change on the host is recorded in docker/run/host-state/ (iptables-save and
-# ip6tables-save output, net.ipv4.ip_forward, whether docker0 and /etc/docker/key.json
-# exist) for scripts/docker-down.sh to restore.
-# Leaves behind: that dockerd running (stop it with scripts/docker-down.sh).
+# will change on the host is recorded in docker/run/host-state/ by tools/host_state.py
+# (iptables-save and ip6tables-save output, net.ipv4.ip_forward, whether docker0 and
+# /etc/docker/key.json exist) for scripts/docker-down.sh to restore; the Debian packages
+# include what that restore runs (nftables for nft, iproute2 for ip).
+# Leaves behind: that dockerd running (stop it with scripts/docker-down.sh), and the Debian
+# packages it installed.
 set -euo pipefail
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache_root=${TASK_PLATFORM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/task-platform}
@@ -59,32 +61,23 @@ done
 
 # 3. Start our own.
 [[ $(id -u) == 0 ]] || { log "MISSING: a Docker engine (none answers, and starting one needs root)"; exit 1; }
+# <a file the package installs>:<package>. Debian's iptables does not bring nft: the
+# restore deletes the nf_tables tables dockerd created with it (package nftables).
 need=()
 for pair in /usr/bin/docker:docker.io /usr/sbin/dockerd:docker.io /usr/bin/containerd:containerd \
-  /usr/sbin/runc:runc /usr/sbin/iptables:iptables /usr/sbin/debootstrap:debootstrap \
-  /usr/lib/cni/bridge:containernetworking-plugins; do
+  /usr/sbin/runc:runc /usr/sbin/iptables:iptables /usr/sbin/nft:nftables /sbin/ip:iproute2 \
+  /usr/sbin/debootstrap:debootstrap /usr/lib/cni/bridge:containernetworking-plugins; do
   [[ -e ${pair%%:*} ]] || need+=("${pair#*:}")
 done
 if ((${#need[@]})); then
   log "installing Debian packages: ${need[*]}"
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    docker.io containerd runc iptables debootstrap containernetworking-plugins) >&2
+    "${need[@]}") >&2
 fi
 
-mkdir -p "$docker_dir/data" "$run_dir/exec" "$state_dir"
-if [[ -f $state_dir/recorded ]]; then
-  # A dockerd of ours ran and was never torn down: its record still holds the state from
-  # before it, which is the state to come back to.
-  log "keeping the host state recorded by an earlier start ($state_dir)"
-else
-  iptables-save >"$state_dir/iptables.before"
-  ip6tables-save >"$state_dir/ip6tables.before"
-  sysctl -n net.ipv4.ip_forward >"$state_dir/ip_forward.before"
-  if ip link show docker0 >/dev/null 2>&1; then echo yes; else echo no; fi >"$state_dir/docker0.existed"
-  # dockerd 20.10 writes a trust key there and has no flag to move it.
-  if [[ -e /etc/docker/key.json ]]; then echo yes; else echo no; fi >"$state_dir/key-json.existed"
-  date -u +%FT%TZ >"$state_dir/recorded"
-fi
+mkdir -p "$docker_dir/data" "$run_dir/exec"
+# Keeps an earlier start's record that was never restored: it holds the state to go back to.
+python3 "$repo_root/tools/host_state.py" docker-record "$state_dir"
 
 # An empty config of our own, so the host's /etc/docker/daemon.json does not apply.
 [[ -f $run_dir/daemon.json ]] || echo '{}' >"$run_dir/daemon.json"

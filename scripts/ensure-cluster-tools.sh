@@ -10,8 +10,9 @@
 #   DAPR_CHART=...       the Dapr helm chart (charts/dapr inside the dapr module)
 #   ETCD=... CONTAINERD=... CTR=... RUNC=... CNI_BIN=...   from Debian packages
 # Debian packages (etcd-server, containerd, runc, containernetworking-plugins, iptables,
-# conntrack, openssl; gcc and libc6-dev for the static pause binary) are installed with
-# apt-get when missing and we are root.
+# nftables (nft: `make cluster-down` deletes the emptied nf_tables tables with it),
+# iproute2, kmod (modprobe), conntrack, openssl; gcc and libc6-dev for the static pause
+# binary) are installed with apt-get when missing and we are root.
 #
 # Usage: scripts/ensure-cluster-tools.sh [tool ...]   (default: all; tools: debs k8s pause
 # coredns helm registry dapr-cp)
@@ -53,7 +54,8 @@ timed() { # <what> <command...>: one build at a time per tool (a second caller w
 # --- Debian packages -------------------------------------------------------------
 ensure_debs() {
   local missing=() pkg
-  for pkg in etcd-server:etcd containerd:containerd runc:runc iptables:iptables \
+  for pkg in etcd-server:etcd containerd:containerd runc:runc iptables:iptables nftables:nft \
+             iproute2:ip kmod:modprobe \
              conntrack:conntrack containernetworking-plugins:/usr/lib/cni/bridge \
              openssl:openssl gcc:gcc libc6-dev:/usr/lib/x86_64-linux-gnu/libc.a; do
     local bin=${pkg#*:}

@@ -14,7 +14,9 @@ scripts/ensure-cluster-tools.sh (built once into the cache) or Debian packages.
 Cluster addresses live only on the two bridges this script creates (the node address on
 NODE_BRIDGE, pods behind POD_BRIDGE); traffic goes nowhere but loopback and those. Before
 changing the host, `up` records every setting it will touch (sysctls, iptables rules, links,
-directories outside its own) in host-state.json; `down` puts them back and removes the rest.
+directories outside its own) in host-state.json; `down` puts them back and removes the rest,
+each step whatever happened to the ones before (tools/host_state.py runs them), and lists what
+failed (exit status 1) or was left (a missing command: what, and how to remove it by hand).
 Needs root (Linux only).
 """
 
@@ -43,8 +45,19 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+# host_state.py (the teardown's step runner) lies beside this file: found when this runs as
+# a script, and also when a test loads this file by its path. mypy, run on this directory
+# from the repository root, knows it as tools.host_state.
+if str(Path(__file__).resolve().parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+if TYPE_CHECKING:
+    from tools import host_state
+else:
+    import host_state
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = Path(
@@ -288,8 +301,13 @@ def ensure_tools() -> Tools:
         key, _, value = line.partition("=")
         parts = shlex.split(value)
         values[key] = parts[0] if parts else ""
+    # Stock daprd: the control plane's default sidecar image (daprio/daprd). The project's
+    # own daprd reaches the cluster as an image Tilt builds (third_party/dapr/Dockerfile).
     dapr = subprocess.run(
-        [str(REPO / "scripts/ensure-dapr.sh")], stdout=subprocess.PIPE, text=True, check=False
+        [str(REPO / "scripts/ensure-dapr.sh"), "stock"],
+        stdout=subprocess.PIPE,
+        text=True,
+        check=False,
     )
     if dapr.returncode != 0:
         raise ClusterError("scripts/ensure-dapr.sh failed (see above)")
@@ -1124,7 +1142,8 @@ def up(tools: Tools) -> None:
         return
     if any(owned_pid(name) is not None for name in DAEMONS) or mounts_under(BASE):
         log("partly up: taking it down first")
-        down(Tools.saved())
+        if down(Tools.saved()).failures:
+            raise ClusterError("taking the partial cluster down failed (see above)")
     record_host_state()
     for stale in (RUN, LOGS):
         shutil.rmtree(stale, ignore_errors=True)  # nothing is mounted there (checked above)
@@ -1372,10 +1391,10 @@ def split_tables(save: str) -> dict[str, list[str]]:
     return tables
 
 
-def cleanup_iptables(family: int, before: str | None) -> None:
+def cleanup_iptables(family: int, before: str | None, steps: host_state.Steps) -> None:
     """Remove kube-proxy's, the kubelet's, the CNI plugins' and our rules, one by one (a
     table is never rewritten: rules others add meanwhile, e.g. dockerd's, stay). A table
-    that only appeared because of them (empty now) is deleted."""
+    that only appeared because of them (empty now) is deleted. Each command is a step."""
     tool = "iptables" if family == 4 else "ip6tables"
     if shutil.which(tool) is None:
         return
@@ -1383,15 +1402,18 @@ def cleanup_iptables(family: int, before: str | None) -> None:
         chains = [
             line[1:].split()[0] for line in lines if line.startswith(":") and is_cluster_rule(line)
         ]
-        for line in lines:
-            if line.startswith("-A ") and is_cluster_rule(line) and line.split()[1] not in chains:
-                run([tool, "-w", "-t", table, "-D", *shlex.split(line)[1:]], check=False)
+        commands = [
+            [tool, "-w", "-t", table, "-D", *shlex.split(line)[1:]]
+            for line in lines
+            if line.startswith("-A ") and is_cluster_rule(line) and line.split()[1] not in chains
+        ]
         for flag in ("-F", "-X"):  # every chain empty first: they jump to each other
-            for chain in chains:
-                run([tool, "-w", "-t", table, flag, chain], check=False)
-    nft = shutil.which("nft")
-    if before is None or nft is None:
+            commands += [[tool, "-w", "-t", table, flag, chain] for chain in chains]
+        for argv in commands:
+            steps.run(shlex.join(argv), partial(run, argv))
+    if before is None:
         return
+    nft_family = "ip" if family == 4 else "ip6"
     tables_before = split_tables(before)
     for table, lines in split_tables(iptables_save(family)).items():
         empty = all(
@@ -1399,23 +1421,29 @@ def cleanup_iptables(family: int, before: str | None) -> None:
             for line in lines
         )
         if table not in tables_before and empty:
-            run([nft, "delete", "table", "ip" if family == 4 else "ip6", table], check=False)
+            steps.run(
+                f"nft delete table {nft_family} {table}",
+                partial(delete_nft_table, nft_family, table),
+            )
 
 
-def down(tools: Tools | None = None) -> None:
-    state = load_host_state()
-    if tools is not None:
-        stop_pods(tools)
-    for name in ("kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy"):
-        stop_daemon(name)
-    if tools is not None:
-        kill_tasks(tools)
-    for name in ("containerd", "kube-apiserver", "etcd", "registry"):
-        stop_daemon(name)
-    kill_orphan_shims()
+def delete_nft_table(family: str, table: str) -> None:
+    nft = host_state.require(
+        "nft",
+        f'the empty nf_tables table "{family} {table}" that the cluster created',
+        f"nft delete table {family} {table}",
+    )
+    run([nft, "delete", "table", family, table])
 
-    # Mounts the kubelet and containerd made: under our directory, and the pods' network
-    # namespaces (made by our containerd: any that were not there before `up`).
+
+def unmount(point: str) -> None:
+    if run(["umount", point], check=False, quiet=True).returncode != 0:
+        run(["umount", "-l", point])  # detached now, gone once nothing uses it
+
+
+def remove_mounts(state: dict[str, Any], steps: host_state.Steps) -> None:
+    """Mounts the kubelet and containerd made: under our directory, and the pods' network
+    namespaces (made by our containerd: any that were not there before `up`)."""
     netns_before = set(state.get("netns", []))
     new_netns = []
     if NETNS_DIR.exists():
@@ -1425,10 +1453,9 @@ def down(tools: Tools | None = None) -> None:
             if p.name.startswith("cni-") and p.name not in netns_before
         ]
     for point in mounts_under(BASE, *new_netns):
-        if run(["umount", point], check=False, quiet=True).returncode != 0:
-            run(["umount", "-l", point], check=False, quiet=True)
+        steps.run(f"umount {point}", partial(unmount, point))
     for path in new_netns:
-        path.unlink(missing_ok=True)
+        steps.run(f"remove {path}", partial(path.unlink, missing_ok=True))
     if (
         NETNS_DIR.exists()
         and not state.get("netns_dir_existed", True)
@@ -1436,25 +1463,34 @@ def down(tools: Tools | None = None) -> None:
     ):
         NETNS_DIR.rmdir()
 
-    # Links: veths still on the pod bridge, the pod bridge, the node bridge.
+
+def delete_link(name: str) -> None:
+    """A link that went away meanwhile (a veth, with its pod's namespace) is no failure."""
+    result = run(["ip", "link", "delete", name], check=False, quiet=True)
+    if result.returncode != 0 and Path(f"/sys/class/net/{name}").exists():
+        raise ClusterError(f"failed ({result.returncode}): ip link delete {name}: {result.stderr}")
+
+
+def remove_links(state: dict[str, Any], steps: host_state.Steps) -> None:
+    """Veths still on the pod bridge, the pod bridge, the node bridge."""
     links_before = set(state.get("links", []))
     if Path(f"/sys/class/net/{POD_BRIDGE}").exists():
         for port in Path(f"/sys/class/net/{POD_BRIDGE}/brif").iterdir():
             if port.name not in links_before:
-                run(["ip", "link", "delete", port.name], check=False, quiet=True)
+                steps.run(f"ip link delete {port.name}", partial(delete_link, port.name))
     for link in (POD_BRIDGE, NODE_BRIDGE):
         if Path(f"/sys/class/net/{link}").exists() and link not in links_before:
-            run(["ip", "link", "delete", link])
+            steps.run(f"ip link delete {link}", partial(delete_link, link))
 
-    for family, key in ((4, "iptables"), (6, "ip6tables")):
-        cleanup_iptables(family, state.get(key))
 
-    for name, value in state.get("sysctls", {}).items():
-        with contextlib.suppress(OSError):
-            if sysctl_path(name).read_text().strip() != value:
-                write_sysctl(name, value)
+def restore_sysctl(name: str, value: str) -> None:
+    path = sysctl_path(name)
+    if path.exists() and path.read_text().strip() != value:  # gone: its module was unloaded
+        write_sysctl(name, value)
 
-    # The kubelet's cgroups (cgroup v1: one kubepods tree per controller), deepest first.
+
+def remove_cgroups(state: dict[str, Any]) -> None:
+    """The kubelet's cgroups (cgroup v1: one kubepods tree per controller), deepest first."""
     cgroups_before = set(state.get("cgroups", []))
     for top in cgroup_dirs():
         if top in cgroups_before:
@@ -1466,7 +1502,9 @@ def down(tools: Tools | None = None) -> None:
         with contextlib.suppress(OSError):
             Path(top).rmdir()
 
-    # Files the kubelet and the CNI plugins keep at fixed paths outside our directory.
+
+def remove_fixed_paths(state: dict[str, Any]) -> None:
+    """Files the kubelet and the CNI plugins keep at fixed paths outside our directory."""
     if CONTAINER_LOGS.exists():
         for entry in CONTAINER_LOGS.iterdir():
             if entry.is_symlink() and str(os.readlink(entry)).startswith(str(RUN)):
@@ -1483,12 +1521,45 @@ def down(tools: Tools | None = None) -> None:
         if not state.get("cni_cache_existed", True):
             shutil.rmtree(CNI_CACHE, ignore_errors=True)
 
-    if mounts_under(BASE):
-        raise ClusterError(f"still mounted under {BASE}: {mounts_under(BASE)}")
+
+def remove_run_dir() -> None:
+    still_mounted = mounts_under(BASE)
+    if still_mounted:  # removing RUN would delete into them
+        raise ClusterError(f"still mounted under {BASE}: {still_mounted}; {RUN} kept")
     shutil.rmtree(RUN, ignore_errors=True)
-    report_host_differences(state)
-    HOST_STATE.unlink(missing_ok=True)
-    log("down")
+
+
+def down(tools: Tools | None = None) -> host_state.Steps:
+    """Stop everything `up` started and put the host back. Each step runs whatever happened
+    to the ones before; the result lists what failed and what was left. host-state.json
+    stays unless every step succeeded, so that running `down` again retries."""
+    steps = host_state.Steps("cluster")
+    state = load_host_state()
+    if tools is not None:
+        steps.run("stop the pods", partial(stop_pods, tools))
+    for name in ("kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy"):
+        steps.run(f"stop {name}", partial(stop_daemon, name))
+    if tools is not None:
+        steps.run("kill the containers", partial(kill_tasks, tools))
+    for name in ("containerd", "kube-apiserver", "etcd", "registry"):
+        steps.run(f"stop {name}", partial(stop_daemon, name))
+    steps.run("kill leftover shims", kill_orphan_shims)
+    steps.run("unmount", partial(remove_mounts, state, steps))
+    steps.run("delete links", partial(remove_links, state, steps))
+    for family, key in ((4, "iptables"), (6, "ip6tables")):
+        steps.run(f"clean up {key}", partial(cleanup_iptables, family, state.get(key), steps))
+    for name, value in state.get("sysctls", {}).items():
+        steps.run(f"restore {name}", partial(restore_sysctl, name, value))
+    steps.run("remove the kubelet's cgroups", partial(remove_cgroups, state))
+    steps.run("remove files at fixed paths", partial(remove_fixed_paths, state))
+    steps.run(f"remove {RUN}", remove_run_dir)
+    steps.run("compare the host with before `up`", partial(report_host_differences, state))
+    if steps.all_succeeded:
+        HOST_STATE.unlink(missing_ok=True)
+        log("down")
+    else:
+        log(f"{HOST_STATE} stays: `make cluster-down` again retries what was left")
+    return steps
 
 
 def remove_idle_shim_sockets() -> None:
@@ -1560,7 +1631,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.command == "up":
                 up(ensure_tools())
             else:
-                down(Tools.saved())
+                return down(Tools.saved()).summary()  # 1 if a step failed
         except ClusterError as error:
             log(f"FAILED: {error}")
             if args.command == "up":
