@@ -1,7 +1,10 @@
 # Sourced by the make targets: makes sure this machine has what the project needs, or
 # says exactly what is missing, and exports
 #   UV                                 the uv binary to use
-#   TASK_PLATFORM_DAPR_RUNTIME_PATH    the directory whose .dapr/bin holds daprd and dapr
+#   TASK_PLATFORM_DAPR_RUNTIME_PATH    the directory whose .dapr/bin holds daprd and dapr:
+#                                      the project's daprd (the pinned release with the fixes
+#                                      in third_party/dapr), or stock with TASK_PLATFORM_DAPRD=stock
+#   TASK_PLATFORM_STOCK_DAPR_RUNTIME_PATH  the same for stock daprd (the expected-failure tests)
 #   TASK_PLATFORM_JAEGER               the jaeger binary (the trace backend)
 # Installs: uv (from PyPI, into a cache outside the repo) when none is on PATH,
 # redis-server (Debian package) when missing and apt-get can be used, the Python
@@ -63,11 +66,13 @@ need_python_deps() {
 }
 
 need_dapr() {
-  TASK_PLATFORM_DAPR_RUNTIME_PATH=$("$repo_root/scripts/ensure-dapr.sh") || missing "daprd $DAPR_RUNTIME_VERSION (see above)"
+  TASK_PLATFORM_DAPR_RUNTIME_PATH=$("$repo_root/scripts/ensure-dapr.sh") &&
+    TASK_PLATFORM_STOCK_DAPR_RUNTIME_PATH=$("$repo_root/scripts/ensure-dapr.sh" stock) ||
+    missing "daprd $DAPR_RUNTIME_VERSION (see above)"
 }
 
 need_jaeger() {
   TASK_PLATFORM_JAEGER=$("$repo_root/scripts/ensure-jaeger.sh") || missing "jaeger $JAEGER_VERSION (see above)"
 }
 need_python && need_uv && need_redis && need_python_deps && need_dapr && need_jaeger || return 1
-export UV TASK_PLATFORM_DAPR_RUNTIME_PATH TASK_PLATFORM_JAEGER
+export UV TASK_PLATFORM_DAPR_RUNTIME_PATH TASK_PLATFORM_STOCK_DAPR_RUNTIME_PATH TASK_PLATFORM_JAEGER

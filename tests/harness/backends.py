@@ -478,25 +478,6 @@ def only_on_redis(why: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(selected_backend() != "redis", reason=f"Redis only: {why}")
 
 
-# Why an event can be lost on Kafka when a sidecar or app dies mid-write (the README's
-# Backends section has the whole story): tests/integration/test_outbox_relay.py shows it
-# on every profile.
-DAPR_OUTBOX_DEFECT = (
-    "Dapr 1.18.1 defect (pkg/runtime/pubsub/outbox.go, unchanged on Dapr's main branch): "
-    "the relay's ExponentialBackOff has no Stop value, so after its 10 s it retries a "
-    "message whose transaction never committed without pause, forever, instead of "
-    "dropping it. It keeps a core busy; on Kafka its partition relays nothing more."
-)
-
-
-def loses_events_on_kafka_after_a_crash() -> pytest.MarkDecorator:
-    """A mark for a test that kills a writer mid-load: on Kafka, Dapr's outbox defect
-    can leave a partition stuck, and the test fails in about a third of its runs."""
-    return pytest.mark.xfail(
-        selected_backend() == "postgres-kafka", reason=DAPR_OUTBOX_DEFECT, strict=False
-    )
-
-
 def only_on_postgres_kafka(why: str) -> pytest.MarkDecorator:
     """A mark for a test of what only the postgres-kafka profile does."""
     return pytest.mark.skipif(

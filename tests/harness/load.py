@@ -3,12 +3,15 @@
 import asyncio
 import itertools
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from harness.polling import eventually
 from harness.processes import ManagedProcess
+from harness.stack import Stack, task_api_client
 
 
 @dataclass
@@ -51,4 +54,54 @@ def notification_lines(process: ManagedProcess, kind: str, event_type: str) -> C
         at = line.find(prefix)
         if at >= 0:
             counts[line[at + len(prefix) :].split()[0]] += 1
+    return counts
+
+
+def progress(check: Callable[[], bool]) -> Callable[[], Any]:
+    """A synchronous check as a probe for `eventually`."""
+
+    async def probe() -> bool:
+        return check()
+
+    return probe
+
+
+async def create_until(stack: Stack, acknowledged: int, *, workers: int = 8) -> Outcomes:
+    """Create tasks from `workers` clients until `acknowledged` of them got a 201."""
+    outcomes, stop = Outcomes(), asyncio.Event()
+    async with task_api_client(stack) as api:
+        load = asyncio.create_task(create_tasks(api, outcomes, stop, workers=workers, prefix="load"))
+        await eventually(
+            progress(lambda: outcomes.statuses[201] >= acknowledged),
+            within=120,
+            what=f"{acknowledged} creates acknowledged",
+        )
+        stop.set()
+        await load
+    return outcomes
+
+
+async def audit_acknowledged_creates(stack: Stack, acknowledged: list[dict[str, Any]]) -> None:
+    """Every task that got a 201 is stored as acknowledged, and notification-service
+    recorded its task.created exactly once."""
+    assert acknowledged
+    async with task_api_client(stack) as api:
+        for task in acknowledged:
+            assert (await api.get(f"/tasks/{task['id']}")).json() == task
+    ids = {task["id"] for task in acknowledged}
+
+    def all_delivered() -> bool:
+        return ids <= set(notified(stack, "activity", "task.created"))
+
+    await eventually(progress(all_delivered), within=90, what="every acknowledged create notified")
+    counts = notified(stack, "activity", "task.created")
+    assert {task_id: counts[task_id] for task_id in ids} == dict.fromkeys(ids, 1)
+
+
+def notified(stack: Stack, kind: str, event_type: str) -> Counter[str]:
+    """notification_lines of every notification-service replica, added up."""
+    counts: Counter[str] = Counter()
+    for replica in stack.replicas["notification-service"]:
+        if replica.app is not None:
+            counts += notification_lines(replica.app, kind, event_type)
     return counts

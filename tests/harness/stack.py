@@ -13,6 +13,7 @@ import httpx
 from harness.backends import Backend, selected_backend
 from harness.jaeger import Jaeger
 from harness.processes import ManagedProcess, free_port, wait_until
+from harness.reset_proxy import ProxyProcess
 from harness.resources import write_resources
 from harness.tools import provided
 
@@ -40,6 +41,8 @@ class Service:
     metrics_port: int = field(default_factory=free_port)
     sidecar: ManagedProcess | None = None
     app: ManagedProcess | None = None
+    # Between the sidecar and the app, when the stack puts one there (`reset_proxies`).
+    proxy: ProxyProcess | None = None
 
     @property
     def name(self) -> str:
@@ -71,7 +74,8 @@ class Service:
         wait_until(self.app_ready, timeout=timeout, what=f"{self.app_id} /ready")
 
     def processes(self) -> list[ManagedProcess]:
-        return [p for p in (self.sidecar, self.app) if p is not None]
+        proxy = self.proxy.process if self.proxy else None
+        return [p for p in (self.sidecar, self.app, proxy) if p is not None]
 
 
 class AppEndpoint(Protocol):
@@ -108,7 +112,9 @@ class Stack:
     finds them all, and they share their app-id's consumer groups, as pods do. With
     `tracing`, a Jaeger of its own receives the spans of every app and sidecar. The
     state store and broker are the `backend` profile's (default: TASK_PLATFORM_BACKEND,
-    else redis)."""
+    else redis). `daprd` is "project" (the pinned release with the fixes the project
+    carries, third_party/dapr) or "stock" (as Dapr ships it). The sidecars of the
+    app-ids in `reset_proxies` call their app through a harness.reset_proxy."""
 
     def __init__(
         self,
@@ -117,6 +123,8 @@ class Stack:
         replicas: int = 1,
         tracing: bool = True,
         backend: str | None = None,
+        daprd: str = "project",
+        reset_proxies: tuple[str, ...] = (),
     ) -> None:
         self.workdir = workdir
         self.jaeger = Jaeger(workdir) if tracing else None
@@ -145,10 +153,16 @@ class Stack:
             component_metadata=component_metadata,
             otlp_address=self.jaeger.otlp_address if self.jaeger else None,
         )
-        runtime = provided("TASK_PLATFORM_DAPR_RUNTIME_PATH", "ensure-dapr.sh")
-        daprd = runtime / ".dapr" / "bin" / "daprd"
+        runtime = (
+            provided("TASK_PLATFORM_STOCK_DAPR_RUNTIME_PATH", "ensure-dapr.sh", "stock")
+            if daprd == "stock"
+            else provided("TASK_PLATFORM_DAPR_RUNTIME_PATH", "ensure-dapr.sh")
+        )
+        daprd_binary = runtime / ".dapr" / "bin" / "daprd"
         for service in self.services:
-            service.sidecar = self._sidecar(service, daprd)
+            if service.app_id in reset_proxies:
+                service.proxy = ProxyProcess(f"{service.name}-proxy", service.app_port, workdir)
+            service.sidecar = self._sidecar(service, daprd_binary)
             service.app = self._app(service)
 
     @property
@@ -171,7 +185,7 @@ class Stack:
             [
                 str(daprd),
                 "--app-id", service.app_id,
-                "--app-port", str(service.app_port),
+                "--app-port", str(service.proxy.listen_port if service.proxy else service.app_port),
                 "--app-protocol", "http",
                 "--app-channel-address", "127.0.0.1",
                 "--dapr-http-port", str(service.http_port),
@@ -238,6 +252,8 @@ class Stack:
             assert service.app is not None
             service.sidecar.start()
             service.app.start()
+            if service.proxy:
+                service.proxy.process.start()
             if n == 0 and self.backend.first_sidecar_migrates:
                 service.wait_ready()
         for service in self.services:

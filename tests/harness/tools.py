@@ -24,13 +24,13 @@ def uv_binary() -> Path:
     return Path(found)
 
 
-def provided(variable: str, script: str) -> Path:
+def provided(variable: str, script: str, *args: str) -> Path:
     """A pinned tool: what bootstrap exported in `variable`, else what scripts/`script`
     prints (it builds the tool the first time; a cache hit takes well under a second)."""
     given = os.environ.get(variable)
     if given:
         return Path(given)
     out = subprocess.run(
-        [str(REPO_ROOT / "scripts" / script)], check=True, capture_output=True, text=True
+        [str(REPO_ROOT / "scripts" / script), *args], check=True, capture_output=True, text=True
     )
     return Path(out.stdout.strip())

@@ -13,20 +13,11 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from harness.backends import loses_events_on_kafka_after_a_crash
-from harness.load import Outcomes, create_tasks, notification_lines
+from harness.load import Outcomes, create_tasks, notification_lines, notified
 from harness.polling import eventually
 from harness.stack import Stack, list_all_tasks, task_api_client
 
 pytestmark = pytest.mark.stack_variant(replicas=2)
-
-
-def lines_of_all_replicas(stack: Stack, kind: str, event_type: str) -> Counter[str]:
-    counts: Counter[str] = Counter()
-    for replica in stack.replicas["notification-service"]:
-        if replica.app is not None:
-            counts += notification_lines(replica.app, kind, event_type)
-    return counts
 
 
 @contextlib.asynccontextmanager
@@ -122,19 +113,18 @@ async def test_each_event_is_handled_once_by_two_consumer_replicas(own_stack: St
     ids = {t["id"] for t in tasks}
 
     async def all_handled() -> bool:
-        return ids <= set(lines_of_all_replicas(own_stack, "notify", "task.completed")) and (
-            ids <= set(lines_of_all_replicas(own_stack, "activity", "task.completed"))
+        return ids <= set(notified(own_stack, "notify", "task.completed")) and (
+            ids <= set(notified(own_stack, "activity", "task.completed"))
         )
 
     await eventually(all_handled, within=60, what="every completion notified and recorded")
     for kind in ("activity", "notify"):
-        counts = lines_of_all_replicas(own_stack, kind, "task.completed")
+        counts = notified(own_stack, kind, "task.completed")
         assert {t: counts[t] for t in ids} == dict.fromkeys(ids, 1), kind
-    created = lines_of_all_replicas(own_stack, "activity", "task.created")
+    created = notified(own_stack, "activity", "task.created")
     assert {t: created[t] for t in ids} == dict.fromkeys(ids, 1)
 
 
-@loses_events_on_kafka_after_a_crash()
 async def test_killing_one_replica_of_each_mid_load_loses_nothing(own_stack: Stack) -> None:
     """Creates through both task-api replicas; then one task-api replica and one
     notification-service replica (app and sidecar) die with SIGKILL. Every create
@@ -173,11 +163,11 @@ async def test_killing_one_replica_of_each_mid_load_loses_nothing(own_stack: Sta
     ids = {task["id"] for task in tasks}
 
     async def all_recorded() -> bool:
-        return ids <= set(lines_of_all_replicas(own_stack, "activity", "task.created"))
+        return ids <= set(notified(own_stack, "activity", "task.created"))
 
     # A message the dead consumer had taken is handed out again after processingTimeout.
     await eventually(all_recorded, within=90, what="every acknowledged create recorded")
-    counts = lines_of_all_replicas(own_stack, "activity", "task.created")
+    counts = notified(own_stack, "activity", "task.created")
     assert consumers[1].app is not None
     died_after_logging = notification_lines(consumers[1].app, "activity", "task.created")
     # At least once, and twice only for an event the dead replica had logged but not yet
