@@ -6,8 +6,9 @@ task-api's sidecar HTTP state API (the ceiling), three times; reports medians, t
 ratio to the ceiling, create-to-notification latency and peak RSS of each process.
 Those stacks export no traces; then GET and POST run on stacks with and without
 tracing (every span of apps and sidecars to Jaeger, sampling 1, as `make up` runs), for
-its overhead. Writes bench/results/bench.json, bench.md and bench.png, or on another
-backend profile (TASK_PLATFORM_BACKEND) bench-<profile>.* without the tracing part.
+its overhead, and on stacks with stock daprd and with the project's (bench/ab.py).
+Writes bench/results/bench.json, bench.md and bench.png, or on another backend profile
+(TASK_PLATFORM_BACKEND) bench-<profile>.* without those two comparisons.
 
     uv run python bench/run.py --seconds 4 --levels 1,8,32,64 --runs 3
 """
@@ -33,6 +34,7 @@ import httpx
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 
+import ab  # noqa: E402
 from backend_profile import BACKEND, RESULTS, result_file  # noqa: E402
 
 from harness.processes import stop_leftovers  # noqa: E402
@@ -58,8 +60,9 @@ class Scenario:
 
 
 @contextlib.contextmanager
-def running_stack(tracing: bool = False) -> Iterator[Stack]:
-    stack = Stack(Path(tempfile.mkdtemp(prefix="bench-")), tracing=tracing)
+def running_stack(**options: Any) -> Iterator[Stack]:
+    options.setdefault("tracing", False)
+    stack = Stack(Path(tempfile.mkdtemp(prefix="bench-")), **options)
     try:
         try:
             stack.start()
@@ -204,30 +207,26 @@ def run_wrk(
     return result
 
 
-def tracing_overhead(runs: int, seconds: int, connections: int) -> dict[str, Any]:
-    """GET and POST req/s and p99 on stacks without and with tracing (sampling 1),
-    alternating, each on a fresh stack."""
-    plan = [s for s in scenarios() if s.name in ("GET /tasks/{id}", "POST /tasks")]
-    raw: dict[str, dict[str, list[dict[str, Any]]]] = {s.name: {"off": [], "on": []} for s in plan}
-    for run in range(runs):
-        for scenario in plan:
-            for mode in ("off", "on"):
-                with running_stack(tracing=mode == "on") as stack:
-                    task_ids, event = asyncio.run(prepare(stack))
-                    result = run_wrk(stack, scenario, task_ids, event, connections, seconds)
-                raw[scenario.name][mode].append(result)
-                print(
-                    f"tracing {mode} run {run + 1} {scenario.name} c={connections}: "
-                    f"{result['rps']:.0f} req/s",
-                    file=sys.stderr,
-                    flush=True,
-                )
-    table: dict[str, Any] = {}
-    for name, modes in raw.items():
-        off, on = median_of(modes["off"]), median_of(modes["on"])
-        change = round((on["rps"] - off["rps"]) / off["rps"] * 100, 1) if off["rps"] else None
-        table[name] = {"off": off, "on": on, "rps_change_pct": change}
-    return {"connections": connections, "runs": runs, "scenarios": table}
+def paired(
+    variants: dict[str, dict[str, Any]], args: argparse.Namespace, label: str
+) -> dict[str, Any]:
+    """GET and POST on fresh stacks of each variant (bench/ab.py)."""
+    plan = {s.name: s for s in scenarios() if s.name in ("GET /tasks/{id}", "POST /tasks")}
+
+    def load(stack: Stack, name: str) -> dict[str, Any]:
+        task_ids, event = asyncio.run(prepare(stack))
+        return run_wrk(stack, plan[name], task_ids, event, args.paired_level, args.seconds)
+
+    comparison = ab.compare(
+        variants,
+        list(plan),
+        runs=args.runs,
+        stack=running_stack,
+        load=load,
+        summary=median_of,
+        label=label,
+    )
+    return comparison | {"connections": args.paired_level}
 
 
 def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -335,23 +334,21 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
         "Peak RSS (MiB): " + ", ".join(f"{k} {v}" for k, v in report["peak_rss_mib"].items()),
         "",
     ]
-    tracing = report.get("tracing")
-    if tracing:
-        lines += [
-            f"Tracing overhead: {tracing['connections']} connections, median of "
-            f"{tracing['runs']} runs, a fresh and cold stack each (so lower than the table "
+    if report.get("tracing"):
+        lines += ab.markdown(
+            report["tracing"],
+            f"Tracing overhead: {report['tracing']['connections']} connections, median of "
+            f"{report['runs']} runs, a fresh and cold stack each (so lower than the table "
             "above); off = no spans exported, as above; on = every span of both apps and "
             "both sidecars to Jaeger (sampling 1), as `make up` runs.",
-            "",
-            "| scenario | req/s off | req/s on | change | p99 ms off | p99 ms on |",
-            "|---|---|---|---|---|---|",
-        ]
-        for name, row in tracing["scenarios"].items():
-            lines.append(
-                f"| {name} | {row['off']['rps']} | {row['on']['rps']} | "
-                f"{row['rps_change_pct']} % | {row['off']['p99_ms']} | {row['on']['p99_ms']} |"
-            )
-        lines.append("")
+        )
+    if report.get("daprd"):
+        lines += ab.markdown(
+            report["daprd"],
+            f"The project's daprd against stock daprd: {report['daprd']['connections']} "
+            f"connections, median of {report['runs']} runs, fresh stacks, no tracing; "
+            "project = the pinned release plus third_party/dapr's fix to the outbox relay.",
+        )
     path.write_text("\n".join(lines))
 
 
@@ -382,7 +379,7 @@ def main() -> None:
     parser.add_argument("--levels", default="1,8,32,64")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--e2e", type=int, default=60, help="tasks for the end-to-end latency")
-    parser.add_argument("--tracing-level", type=int, default=32, help="connections, tracing on/off")
+    parser.add_argument("--paired-level", type=int, default=32, help="connections, paired runs")
     args = parser.parse_args()
     levels = [int(level) for level in args.levels.split(",")]
 
@@ -418,12 +415,11 @@ def main() -> None:
             for c in levels:
                 row, ceiling = table[scenario.name][str(c)], table[scenario.ceiling][str(c)]
                 row["ratio"] = round(row["rps"] / ceiling["rps"], 3) if ceiling["rps"] else None
-    # What tracing costs is measured once, on the default profile.
-    tracing = (
-        tracing_overhead(args.runs, args.seconds, args.tracing_level)
-        if BACKEND == "redis"
-        else None
-    )
+    # What tracing and the carried fix cost is measured once, on the default profile.
+    tracing, daprd = None, None
+    if BACKEND == "redis":
+        tracing = paired({"off": {}, "on": {"tracing": True}}, args, "tracing")
+        daprd = paired({"stock": {"daprd": "stock"}, "project": {}}, args, "daprd")
     report = {
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         "backend": BACKEND,
@@ -434,6 +430,7 @@ def main() -> None:
         "end_to_end": e2e,
         "peak_rss_mib": peaks,
         "tracing": tracing,
+        "daprd": daprd,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     result_file("bench", "json").write_text(json.dumps(report, indent=2) + "\n")

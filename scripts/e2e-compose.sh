@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # `make e2e-compose`: the real docker-compose.yml, built and run in a real Docker engine,
 # tested from outside; with BACKEND=postgres-kafka (default redis) together with
-# docker-compose.postgres-kafka.yml. Steps: scripts/docker-up.sh (an engine: the user's, or a
-# project-owned dockerd) -> docker compose (scripts/ensure-compose.sh, via docker-up) ->
-# base images (scripts/standin-images.sh: real ones, or labelled local stand-ins) ->
-# `docker compose up -d --build --wait` -> a smoke check (POST /tasks gives 201 and its
-# notification shows up) and the integration tests in external-stack mode -> on exit,
-# also on failure: the compose logs when something failed, `docker compose down -v`, and
-# scripts/docker-down.sh (unless that dockerd was already running before this script).
+# docker-compose.postgres-kafka.yml. The sidecars run the project's daprd image, built
+# from third_party/dapr/Dockerfile by compose; DAPRD=stock (or TASK_PLATFORM_DAPRD=stock)
+# adds docker-compose.stock-daprd.yml, for the official daprio/daprd.
+# Steps: scripts/docker-up.sh (an engine: the user's, or a project-owned dockerd) ->
+# docker compose (scripts/ensure-compose.sh, via docker-up) -> base images
+# (scripts/standin-images.sh: real ones, or labelled local stand-ins) -> `docker compose
+# up -d --build --wait` -> a smoke check (POST /tasks gives 201 and its notification
+# shows up), a check that the sidecars run the daprd asked for, and the integration tests
+# in external-stack mode -> on exit, also on failure: the compose logs when something
+# failed, `docker compose down -v`, and scripts/docker-down.sh (unless that dockerd was
+# already running before this script).
 # Leaves behind: nothing running; the images stay in the cache's docker data root, so the
 # next run is warm. Timings are printed at the end and appended to
 # <cache>/docker/e2e-timings.log.
@@ -22,6 +26,12 @@ case $BACKEND in
   postgres-kafka)
     compose_files=(-f "$repo_root/docker-compose.yml" -f "$repo_root/docker-compose.postgres-kafka.yml") ;;
   *) printf 'e2e-compose: BACKEND must be redis or postgres-kafka, not %s\n' "$BACKEND" >&2; exit 2 ;;
+esac
+export DAPRD=${DAPRD:-${TASK_PLATFORM_DAPRD:-project}} # read by standin-images.sh too
+case $DAPRD in
+  project) ;;
+  stock) compose_files+=(-f "$repo_root/docker-compose.stock-daprd.yml") ;;
+  *) printf 'e2e-compose: DAPRD must be project or stock, not %s\n' "$DAPRD" >&2; exit 2 ;;
 esac
 api_key=dev-task-api-key # components/secrets.json
 log() { printf 'e2e-compose: %s\n' "$*" >&2; }
@@ -65,9 +75,10 @@ finish() {
   phase_done teardown
   local total=$(($(date +%s) - start)) result=passed
   ((rc == 0)) || result="FAILED (exit $rc)"
-  log "$result, $kind run ($BACKEND): ${total}s total; ${timings[*]}"
+  log "$result, $kind run ($BACKEND, $DAPRD daprd): ${total}s total; ${timings[*]}"
   log "cache: $(du -sh "$cache_root/docker" 2>/dev/null | cut -f1) in $cache_root/docker"
-  printf '%s %s %s run %ss (%s): %s\n' "$(date -u +%FT%TZ)" "$result" "$kind" "$total" "$BACKEND" "${timings[*]}" \
+  printf '%s %s %s run %ss (%s, %s daprd): %s\n' "$(date -u +%FT%TZ)" "$result" "$kind" "$total" "$BACKEND" \
+    "$DAPRD" "${timings[*]}" \
     >>"$cache_root/docker/e2e-timings.log" 2>/dev/null
   exit "$rc"
 }
@@ -94,7 +105,7 @@ phase_done bootstrap
 # The images this run replaces are removed once nothing names them (no pile of <none>).
 old_images=$("$DOCKER" images -q 'task-platform/*')
 compose_up=1
-log "docker compose -p $project (backend $BACKEND) up -d --build --wait"
+log "docker compose -p $project (backend $BACKEND, $DAPRD daprd) up -d --build --wait"
 COMPOSE_BAKE=false compose up -d --build --wait --wait-timeout 300 >&2
 for id in $old_images; do
   if [[ $("$DOCKER" image inspect -f '{{len .RepoTags}}' "$id" 2>/dev/null) == 0 ]]; then
@@ -121,6 +132,20 @@ curl -fsS -H "X-API-Key: $api_key" 'http://127.0.0.1:8001/notifications?limit=20
   { log "smoke: no notification for task $task_id within 30 s"; exit 1; }
 compose logs --no-color notification-service 2>&1 | tail -5 >&2
 phase_done smoke
+
+# The sidecars run the daprd asked for: the project's carries the patched relay's warning,
+# which logs the discarded message's id (third_party/dapr); stock's has no such format.
+for sidecar in task-api-dapr notification-service-dapr; do
+  container=$(compose ps -q "$sidecar")
+  image=$("$DOCKER" inspect -f '{{.Config.Image}}' "$container")
+  "$DOCKER" cp "$container:/daprd" "$work/daprd"
+  patched=stock
+  grep -aq 'discarding message %s' "$work/daprd" && patched=project
+  [[ $patched == "$DAPRD" ]] || { log "$sidecar runs $image, a $patched daprd, not $DAPRD"; exit 1; }
+  log "$sidecar runs $image: $patched daprd, sha256 $(sha256sum "$work/daprd" | cut -c1-12)"
+  rm -f "$work/daprd"
+done
+phase_done sidecar-check
 
 log "integration tests against the compose stack"
 # How the tests read an app's log and run a program beside its sidecar ({app} = app-id,

@@ -4,8 +4,8 @@
 # Tiltfile, headless in the background as a developer runs it, in a copy of the
 # repository (the live-update test edits files there, never here). Once every resource
 # is ready: the contract and event-flow tests through Tilt's port-forwards (8000/8001),
-# then tests/e2e (pods 2/2, kubectl logs, live update, rebuild). Then tilt down, and the
-# cluster and the engine stop again (KEEP_CLUSTER=1 keeps both running).
+# then tests/e2e (pods 2/2, pods dying under load, kubectl logs, live update, rebuild).
+# Then tilt down, and the cluster and the engine stop again (KEEP_CLUSTER=1 keeps both).
 # BACKEND=postgres-kafka (default redis) deploys that profile (tilt up -- --backend=...).
 # Leaves behind: the build caches and images in the cache directory, nothing running.
 set -euo pipefail
@@ -107,5 +107,5 @@ TASK_PLATFORM_BACKEND=$BACKEND TASK_PLATFORM_STACK=external \
   TRACES_URL=http://127.0.0.1:16686 \
   "$UV" run --frozen pytest -p no:cacheprovider -s \
   tests/integration/test_task_api_contract.py tests/integration/test_event_flows.py \
-  tests/integration/test_tracing.py tests/e2e/test_tilt_dev_loop.py
+  tests/integration/test_tracing.py tests/e2e
 say "all e2e tests passed"

@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Makes sure every base image the project builds on is in the Docker engine that DOCKER /
 # DOCKER_HOST name (run scripts/docker-up.sh first): the list is scripts/standin/images.txt,
-# less the images of backend profiles other than BACKEND's (default redis).
+# less the images of backend profiles other than BACKEND's (default redis), and stock
+# daprd's unless DAPRD (or TASK_PLATFORM_DAPRD) is stock.
 # For each image: present locally -> nothing to do; else `docker pull` once (with
 # internet this gets the REAL image); else a local stand-in is built under the same name
 # from scripts/standin/<recipe>.Dockerfile, labelled org.task-platform.standin=true, and a
 # warning says so (every run, while a stand-in is in use).
 # Stand-ins are built from: a Debian bookworm rootfs (debootstrap --variant=minbase from
-# this machine's Debian mirror), uv from its PyPI wheel, the pinned daprd
-# (scripts/ensure-dapr.sh), the pinned jaeger (scripts/ensure-jaeger.sh), the pinned
-# Kafka's jars (scripts/ensure-kafka.sh) and BuildKit's dockerfile-frontend built from
-# its Go module.
+# this machine's Debian mirror), uv from its PyPI wheel, the pinned stock daprd
+# (scripts/ensure-dapr.sh stock), the pinned jaeger (scripts/ensure-jaeger.sh), the pinned
+# Kafka's jars (scripts/ensure-kafka.sh), BuildKit's dockerfile-frontend built from its Go
+# module, this machine's Go toolchain and its CA bundle.
 # Leaves behind: the images in the engine; in the cache, standin/bookworm-minbase.tar.gz
 # (the rootfs), dockerfile-frontend-<version>/dockerfile-frontend and
 # jaeger-<version>/jaeger. Logs to stderr only.
@@ -84,19 +85,22 @@ EOF
   rm -rf "$1/venv" "$1/wheel"
 }
 
-daprd_file() { # <dir>: the pinned daprd
-  local bin_dir=$cache_root/dapr-$DAPR_RUNTIME_VERSION-cli-$DAPR_CLI_VERSION/.dapr/bin
-  # Another process (make test's bootstrap) may be building daprd into the same cache right
-  # now: wait for it instead of building it a second time.
-  while pgrep -f -- "-o $bin_dir/daprd.tmp" >/dev/null; do
-    log "waiting for the daprd build already running (into $bin_dir)"
-    sleep 20
-  done
-  local daprd=$bin_dir/daprd
-  if ! { [[ -x $daprd ]] && "$daprd" --version 2>/dev/null | grep -qx "$DAPR_RUNTIME_VERSION"; }; then
-    daprd=$("$repo_root/scripts/ensure-dapr.sh")/.dapr/bin/daprd
-  fi
-  cp "$daprd" "$1/daprd"
+daprd_file() { # <dir>: the pinned daprd as Dapr ships it (never the project's patched one)
+  local runtime_dir
+  runtime_dir=$("$repo_root/scripts/ensure-dapr.sh" stock)
+  cp "$runtime_dir/.dapr/bin/daprd" "$1/daprd"
+}
+
+go_files() { # <dir> <image>: this machine's Go toolchain, for the golang:<version>-<debian> stand-in
+  local version=${2##*:}
+  version=${version%%-*}
+  command -v go >/dev/null 2>&1 || { log "MISSING: Go $version, for the stand-in of $2"; return 1; }
+  local goroot found
+  goroot=$(go env GOROOT)
+  found=$(go env GOVERSION)
+  [[ $found == "go$version" ]] ||
+    loud "the stand-in of $2 carries this machine's $found, not Go $version"
+  cp -a "$goroot" "$1/go"
 }
 
 frontend_file() { # <dir>: BuildKit's dockerfile-frontend, built once per version
@@ -130,6 +134,13 @@ build_standin() { # <image> <recipe>
       cp -r "$("$repo_root/scripts/ensure-kafka.sh")/libs" "$ctx/libs" ;;
     uv) uv_files "$ctx" "${image##*:}" ;;
     daprd) daprd_file "$ctx" ;;
+    golang)
+      ensure_base
+      go_files "$ctx" "$image"
+      cp "${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}" "$ctx/ca-certificates.crt" ;;
+    distroless)
+      ensure_base
+      cp "${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}" "$ctx/ca-certificates.crt" ;;
     jaeger) cp "$("$repo_root/scripts/ensure-jaeger.sh")" "$ctx/jaeger" ;;
     frontend) frontend_file "$ctx" ;;
     *) log "no recipe '$recipe'"; return 1 ;;
@@ -147,9 +158,10 @@ exec 9>"$cache_root/standin/.lock"
 flock 9
 standins=()
 backend=${BACKEND:-redis}
-while read -r image recipe profile; do
+daprd=${DAPRD:-${TASK_PLATFORM_DAPRD:-project}}
+while read -r image recipe only; do
   [[ -z $image || $image == \#* ]] && continue
-  [[ -z $profile || $profile == "$backend" ]] || continue
+  [[ -z $only || $only == "$backend" || $only == "daprd=$daprd" ]] || continue
   image=$(eval "printf '%s' \"$image\"") # ${VAR} from versions.env
   if ! present "$image"; then
     log "pulling $image"

@@ -2,15 +2,18 @@
 contract asks (a pinned daprd sidecar per app in the app's network namespace); with
 docker-compose.postgres-kafka.yml over it, the same on PostgreSQL and Kafka."""
 
-import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from deploy.compose_model import (
+    ComposeLoader,
+    check_against_the_compose_spec,
+    compose_merge,
+    compose_model,
+)
 from harness.backends import PARTITIONS
 from harness.deploy_tools import load_yaml_documents, versions
 from harness.resources import REPO_ROOT
@@ -26,16 +29,6 @@ def compose() -> dict[str, Any]:
     return loaded
 
 
-def check_against_the_compose_spec(path: Path) -> None:
-    checker = Path(sys.executable).with_name("check-jsonschema")
-    result = subprocess.run(
-        [str(checker), "--builtin-schema", "vendor.compose-spec", str(path)],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
 def test_the_file_is_valid_against_the_compose_spec() -> None:
     check_against_the_compose_spec(COMPOSE_FILE)
 
@@ -43,68 +36,10 @@ def test_the_file_is_valid_against_the_compose_spec() -> None:
 # --- docker compose -f docker-compose.yml -f docker-compose.postgres-kafka.yml ----------
 
 
-class _Reset:
-    """`!reset`: what the files before it set for this key is dropped."""
-
-
-@dataclass(frozen=True)
-class _Override:
-    """`!override`: this value replaces the one before it instead of merging into it."""
-
-    value: Any
-
-
-class _ComposeLoader(yaml.SafeLoader):
-    pass
-
-
-def _override(loader: yaml.SafeLoader, node: yaml.Node) -> _Override:
-    if isinstance(node, yaml.MappingNode):
-        return _Override(loader.construct_mapping(node, deep=True))
-    if isinstance(node, yaml.SequenceNode):
-        return _Override(loader.construct_sequence(node, deep=True))
-    assert isinstance(node, yaml.ScalarNode)
-    return _Override(loader.construct_scalar(node))
-
-
-_ComposeLoader.add_constructor("!reset", lambda loader, node: _Reset())
-_ComposeLoader.add_constructor("!override", _override)
-
-
-def compose_merge(base: Any, other: Any, path: tuple[str, ...] = ()) -> Any:
-    """What `docker compose -f base -f other` does with the two files' models, for what
-    the project's files use (compose-go's override rules): mappings merge key by key,
-    `command` and a healthcheck's `test` are replaced, a service's volumes are indexed by
-    their mount target (a later one takes an earlier one's place), other lists append."""
-    if isinstance(other, _Override):
-        return other.value
-    if isinstance(base, dict) and isinstance(other, dict):
-        merged = dict(base)
-        for key, value in other.items():
-            if isinstance(value, _Reset):
-                merged.pop(key, None)
-            elif key in merged:
-                merged[key] = compose_merge(merged[key], value, (*path, key))
-            else:
-                merged[key] = value.value if isinstance(value, _Override) else value
-        return merged
-    if isinstance(base, list) and isinstance(other, list):
-        if path[-1] in ("command", "entrypoint", "test"):
-            return other
-        if path[-1] == "volumes":
-            by_target = {volume.split(":")[1]: volume for volume in base}
-            by_target |= {volume.split(":")[1]: volume for volume in other}
-            return list(by_target.values())
-        return base + other
-    return other
-
-
 @pytest.fixture(scope="module")
-def postgres_kafka(compose: dict[str, Any]) -> dict[str, Any]:
+def postgres_kafka() -> dict[str, Any]:
     """The model compose runs for the postgres-kafka profile."""
-    override = yaml.load(POSTGRES_KAFKA_FILE.read_text(), Loader=_ComposeLoader)  # noqa: S506
-    merged: dict[str, Any] = compose_merge(compose, override)
-    return merged
+    return compose_model(POSTGRES_KAFKA_FILE.name)
 
 
 def test_the_merge_follows_compose_rules() -> None:
@@ -112,7 +47,7 @@ def test_the_merge_follows_compose_rules() -> None:
     other = yaml.load(
         "s:\n  command: [b]\n  volumes: ['./z:/t:ro']\n  env: {B: '2'}\n"
         "  depends_on: !override {c: {condition: x}}\nr: !reset null\n",
-        Loader=_ComposeLoader,  # noqa: S506
+        Loader=ComposeLoader,  # noqa: S506
     )
     assert compose_merge({**base, "r": {}}, other) == {
         "s": {
@@ -282,7 +217,9 @@ def test_each_app_has_a_pinned_sidecar_in_its_network_namespace(
 ) -> None:
     services = compose["services"]
     sidecar = services[f"{app}-dapr"]
-    assert sidecar["image"] == f"daprio/daprd:{versions()['DAPR_RUNTIME_VERSION']}"
+    # The project's daprd (tests/deploy/test_daprd_image.py checks its build and the switch
+    # to stock).
+    assert sidecar["image"] == f"task-platform/daprd:{versions()['DAPRD_IMAGE_TAG']}"
     assert sidecar["network_mode"] == f"service:{app}"
     command = sidecar["command"]
     assert command[command.index("--app-id") + 1] == app

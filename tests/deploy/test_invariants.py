@@ -74,10 +74,52 @@ def test_services_use_the_component_names() -> None:
     assert NotificationSettings().state_store == "statestore"
 
 
-@pytest.mark.parametrize("name", ["subscriptions.yaml", "resiliency.yaml"])
-def test_subscriptions_and_resiliency_are_the_same_locally_and_in_kubernetes(name: str) -> None:
-    local = load_yaml_documents(REPO_ROOT / "components" / "resources" / name)
-    assert load_yaml_documents(REPO_ROOT / "k8s" / "dapr" / name) == local
+@pytest.mark.parametrize(
+    ("name", "kind"), [("subscriptions.yaml", "Subscription"), ("resiliency.yaml", "Resiliency")]
+)
+def test_subscriptions_and_resiliency_are_the_same_locally_and_in_kubernetes(
+    name: str, kind: str
+) -> None:
+    """Locally each Resiliency has a file of its own (see the next test); Kubernetes
+    takes them in one."""
+    local = [d for d in resources("components/resources") if d["kind"] == kind]
+    in_kubernetes = load_yaml_documents(REPO_ROOT / "k8s" / "dapr" / name)
+
+    def by_name(d: dict[str, Any]) -> str:
+        return str(d["metadata"]["name"])
+
+    assert sorted(in_kubernetes, key=by_name) == sorted(local, key=by_name)
+
+
+# Where a self-hosted daprd reads resources from: make up, the tests, docker compose.
+LOCAL_RESOURCE_DIRECTORIES = [
+    "components/resources",
+    "components/postgres-kafka",
+    "components/compose/resources",
+    "components/compose/postgres-kafka",
+]
+
+
+@pytest.mark.parametrize("directory", LOCAL_RESOURCE_DIRECTORIES)
+def test_a_local_resiliency_file_holds_nothing_else(directory: str) -> None:
+    """A self-hosted daprd reads only the first document of a Resiliency file and drops
+    the rest without a word (daprd 1.18.1, pkg/resiliency/resiliency.go,
+    loadLocalResiliencyPath): notification-service's policy, second in a shared file,
+    never applied, and a reset delivery went straight to the dead-letter topic."""
+    for file in sorted((REPO_ROOT / directory).glob("*.yaml")):
+        documents = load_yaml_documents(file)
+        if any(d["kind"] == "Resiliency" for d in documents):
+            assert len(documents) == 1, file.name
+
+
+@pytest.mark.parametrize("app", ["task-api", "notification-service"])
+def test_each_compose_sidecar_mounts_its_resiliency(app: str) -> None:
+    [compose] = load_yaml_documents(REPO_ROOT / "docker-compose.yml")
+    mounted = {volume.split(":")[0] for volume in compose["services"][f"{app}-dapr"]["volumes"]}
+    for file in sorted((REPO_ROOT / "components" / "resources").glob("*.yaml")):
+        for document in load_yaml_documents(file):
+            if document["kind"] == "Resiliency" and app in document.get("scopes", []):
+                assert f"./components/resources/{file.name}" in mounted, file.name
 
 
 def test_one_dapr_version_everywhere() -> None:
@@ -94,8 +136,15 @@ def test_one_dapr_version_everywhere() -> None:
     lock = tomllib.loads((REPO_ROOT / "uv.lock").read_text())
     locked = {p["name"]: p["version"] for p in lock["package"]}
     assert locked["dapr"] == locked["dapr-ext-fastapi"] == DAPR
+    # The project's daprd image carries the release's number first; stock daprd is one
+    # override away.
     compose = (REPO_ROOT / "docker-compose.yml").read_text()
-    assert set(re.findall(r"daprio/daprd:(\S+)", compose)) == {DAPR}
+    assert not re.findall(r"daprio/daprd:\S+", compose)
+    assert {tag.split("-")[0] for tag in re.findall(r"task-platform/daprd:(\S+)", compose)} == {
+        DAPR
+    }
+    stock = (REPO_ROOT / "docker-compose.stock-daprd.yml").read_text()
+    assert set(re.findall(r"daprio/daprd:(\S+)", stock)) == {DAPR}
     tiltfile = (REPO_ROOT / "Tiltfile").read_text()
     assert re.findall(r"DAPR_RUNTIME_VERSION = '([^']+)'", tiltfile) == [DAPR]
     assert f"--runtime-version {DAPR}" in tiltfile

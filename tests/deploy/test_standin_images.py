@@ -17,11 +17,13 @@ from harness.resources import REPO_ROOT
 
 STANDIN = REPO_ROOT / "scripts" / "standin"
 SERVICE_DOCKERFILES = sorted((REPO_ROOT / "services").glob("*/Dockerfile"))
+# The project's own Dockerfiles: the services' and its daprd image's.
+PROJECT_DOCKERFILES = [*SERVICE_DOCKERFILES, REPO_ROOT / "third_party" / "dapr" / "Dockerfile"]
 
 
 def standin_lines() -> list[tuple[str, str, str | None]]:
-    """scripts/standin/images.txt: (image with versions.env expanded, recipe, the backend
-    profile that alone needs it or None)."""
+    """scripts/standin/images.txt: (image with versions.env expanded, recipe, when alone it
+    is needed (a backend profile, or daprd=stock) or None)."""
     pins = versions()
     lines = []
     for line in (STANDIN / "images.txt").read_text().splitlines():
@@ -54,12 +56,15 @@ def base_images(dockerfile: Path) -> set[str]:
 
 
 def compose_images(name: str = "docker-compose.yml") -> set[str]:
-    """Images a compose file runs without building them (the base file, or the
-    postgres-kafka override over it: its tags are YAML to compose, not to this reader)."""
+    """Images a compose file runs without building them (the base file, or an override
+    over it: its tags are YAML to compose, not to this reader; `build: !reset` drops a
+    build)."""
     text = (REPO_ROOT / name).read_text().replace("!reset", "").replace("!override", "")
     compose: dict[str, Any] = yaml.safe_load(text)
     return {
-        s["image"] for s in compose["services"].values() if s and "image" in s and "build" not in s
+        s["image"]
+        for s in compose["services"].values()
+        if s and "image" in s and not s.get("build")
     }
 
 
@@ -81,14 +86,17 @@ def kubernetes_images(directory: str = "k8s") -> set[str]:
 
 PROFILE_IMAGES = {
     "postgres-kafka": compose_images("docker-compose.postgres-kafka.yml")
-    | kubernetes_images("k8s-overlays/postgres-kafka")
+    | kubernetes_images("k8s-overlays/postgres-kafka"),
+    "daprd=stock": compose_images("docker-compose.stock-daprd.yml"),
 }
 
 
 def test_every_base_image_has_a_standin() -> None:
     assert SERVICE_DOCKERFILES
-    needed = set().union(*(base_images(d) for d in SERVICE_DOCKERFILES)) | compose_images()
+    needed = set().union(*(base_images(d) for d in PROJECT_DOCKERFILES)) | compose_images()
     needed |= compose_images("docker-compose.postgres-kafka.yml")
+    needed |= compose_images("docker-compose.stock-daprd.yml")
+    assert {"golang", "gcr.io/distroless/static-debian12"} <= {i.split(":")[0] for i in needed}
     assert needed - set(standin_list()) == set()
 
 
@@ -101,7 +109,8 @@ def test_every_image_kubernetes_pulls_has_a_standin() -> None:
 
 def test_a_profiles_images_are_listed_for_that_profile_alone() -> None:
     """scripts/standin-images.sh makes them only for BACKEND=<profile>: a Redis run needs
-    no Kafka (nor Java and Maven to make its stand-in)."""
+    no Kafka (nor Java and Maven to make its stand-in); and stock daprd's only for
+    DAPRD=stock (the project's daprd image is built from its Dockerfile)."""
     listed: dict[str, set[str]] = {}
     for image, _, profile in standin_lines():
         listed.setdefault(profile or "every", set()).add(image)
@@ -109,6 +118,7 @@ def test_a_profiles_images_are_listed_for_that_profile_alone() -> None:
         f"postgres:{versions()['POSTGRES_IMAGE_VERSION']}-bookworm",
         f"apache/kafka:{versions()['KAFKA_VERSION']}",
     }
+    assert PROFILE_IMAGES["daprd=stock"] == {f"daprio/daprd:{versions()['DAPR_RUNTIME_VERSION']}"}
     assert listed.pop("every").isdisjoint(set().union(*PROFILE_IMAGES.values()))
     assert listed == PROFILE_IMAGES
 
@@ -142,8 +152,8 @@ def test_each_standin_recipe_is_hadolint_clean(recipe: str) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("dockerfile", SERVICE_DOCKERFILES, ids=lambda p: p.parent.name)
+@pytest.mark.parametrize("dockerfile", PROJECT_DOCKERFILES, ids=lambda p: p.parent.name)
 def test_standin_settings_stay_out_of_the_project_dockerfiles(dockerfile: Path) -> None:
     text = dockerfile.read_text()
-    for setting in ("UV_NATIVE_TLS", "SSL_CERT_FILE", "ca-certificates.crt"):
+    for setting in ("UV_NATIVE_TLS", "SSL_CERT_FILE", "ca-certificates.crt", "GOPROXY", "GOFLAGS"):
         assert setting not in text

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.deploy_tools import deploy_tools
+from harness.deploy_tools import deploy_tools, versions
 from harness.resources import REPO_ROOT
 
 APPS = {"task-api": 8000, "notification-service": 8001}
@@ -42,7 +42,8 @@ def evaluate(bin_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=120,
         env={
-            **{k: v for k, v in os.environ.items() if k != "BACKEND"},
+            # (Settings the Tiltfile reads from the environment: the defaults here.)
+            **{k: v for k, v in os.environ.items() if k not in ("BACKEND", "TASK_PLATFORM_DAPRD")},
             "PATH": f"{bin_dir}:{os.environ['PATH']}",
             "KUBECONFIG": "/dev/null",
         },
@@ -65,6 +66,19 @@ def manifest(result: dict[str, Any], name: str) -> dict[str, Any]:
     return found[0]
 
 
+def image_targets(resource: dict[str, Any], image: str) -> list[dict[str, Any]]:
+    return [t for t in resource["ImageTargets"] if t["selector"] == image]
+
+
+def deployment(resource: dict[str, Any]) -> dict[str, Any]:
+    [found] = [
+        o
+        for o in yaml.safe_load_all(resource["DeployTarget"]["yaml"])
+        if o and o["kind"] == "Deployment"
+    ]
+    return dict(found)
+
+
 def test_every_app_redis_jaeger_and_dapr_resource_is_a_tilt_resource(
     result: dict[str, Any],
 ) -> None:
@@ -81,8 +95,7 @@ def test_jaegers_query_port_is_forwarded(result: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("app", APPS)
 def test_images_are_built_from_the_repo_with_live_update(result: dict[str, Any], app: str) -> None:
-    [image] = manifest(result, app)["ImageTargets"]
-    assert image["selector"] == f"task-platform/{app}"
+    [image] = image_targets(manifest(result, app), f"task-platform/{app}")
     build = image["BuildDetails"]
     assert Path(build["context"]) == REPO_ROOT
     assert build["dockerfileContents"] == (REPO_ROOT / "services" / app / "Dockerfile").read_text()
@@ -119,12 +132,7 @@ def test_port_forwards_and_dependencies(result: dict[str, Any], app: str) -> Non
 def test_only_the_read_only_root_is_relaxed_for_live_update(
     result: dict[str, Any], app: str
 ) -> None:
-    deployed = [
-        o
-        for o in yaml.safe_load_all(manifest(result, app)["DeployTarget"]["yaml"])
-        if o and o["kind"] == "Deployment"
-    ]
-    [container] = deployed[0]["spec"]["template"]["spec"]["containers"]
+    [container] = deployment(manifest(result, app))["spec"]["template"]["spec"]["containers"]
     assert container["securityContext"] == {
         "allowPrivilegeEscalation": False,
         "readOnlyRootFilesystem": False,
@@ -173,3 +181,50 @@ def test_an_unknown_backend_is_refused_by_name(tmp_path: Path) -> None:
     run = evaluate(tmp_path, "--", "--backend=mysql")
     assert run.returncode != 0
     assert 'Unknown backend "mysql"' in run.stderr
+
+
+SIDECAR_IMAGE = "dapr.io/sidecar-image"
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_the_project_daprd_is_built_and_put_where_the_injector_reads_it(
+    result: dict[str, Any], app: str
+) -> None:
+    """Like the apps' images: built by Tilt, pushed where they are, and its reference in the
+    Deployment's dapr.io/sidecar-image annotation replaced by the pushed one."""
+    resource = manifest(result, app)
+    [daprd] = image_targets(resource, "task-platform/daprd")
+    build = daprd["BuildDetails"]
+    assert Path(build["context"]) == REPO_ROOT / "third_party" / "dapr"
+    dockerfile = REPO_ROOT / "third_party" / "dapr" / "Dockerfile"
+    assert build["dockerfileContents"] == dockerfile.read_text()
+    # The README there is no reason to rebuild.
+    assert {"basePath": build["context"], "patterns": ["*.md"]} in build["contextIgnores"]
+    [locator] = resource["DeployTarget"]["imageLocators"]
+    assert locator["objectSelector"]["kindRegexp"].endswith("Deployment")
+    assert re.fullmatch(locator["objectSelector"]["nameRegexp"], app)
+    assert locator["path"] == "{.spec.template.metadata.annotations.dapr\\.io/sidecar-image}"
+    annotations = deployment(resource)["spec"]["template"]["metadata"]["annotations"]
+    assert annotations[SIDECAR_IMAGE] == f"task-platform/daprd:{versions()['DAPRD_IMAGE_TAG']}"
+
+
+def test_the_daprd_setting_leaves_the_sidecars_on_stock_daprd(tmp_path: Path) -> None:
+    """The control plane's default sidecar image is stock daprd: no build, no annotation."""
+    fake_kubectl(tmp_path, "customresourcedefinition.apiextensions.k8s.io/components.dapr.io")
+    run = evaluate(tmp_path, "--", "--daprd=stock")
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    for app in APPS:
+        resource = manifest(result, app)
+        assert [t["selector"] for t in resource["ImageTargets"]] == [f"task-platform/{app}"]
+        assert not resource["DeployTarget"].get("imageLocators")
+        annotations = deployment(resource)["spec"]["template"]["metadata"]["annotations"]
+        assert SIDECAR_IMAGE not in annotations
+        assert annotations["dapr.io/enabled"] == "true"
+
+
+def test_an_unknown_daprd_is_refused_by_name(tmp_path: Path) -> None:
+    fake_kubectl(tmp_path, "customresourcedefinition.apiextensions.k8s.io/components.dapr.io")
+    run = evaluate(tmp_path, "--", "--daprd=patched")
+    assert run.returncode != 0
+    assert 'Unknown daprd "patched"' in run.stderr

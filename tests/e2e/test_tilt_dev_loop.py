@@ -11,6 +11,7 @@ developer's files) and passes:
 
 import json
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -96,6 +97,11 @@ def test_each_replica_runs_beside_its_injected_sidecar(app: str) -> None:
     for pod in pods:
         names = {c["name"] for c in pod["spec"]["containers"]}
         assert names == {app, "daprd"}
+        # The project's daprd, built by Tilt and named in the pod's dapr.io/sidecar-image
+        # annotation; the control plane's stock one under TASK_PLATFORM_DAPRD=stock.
+        [sidecar] = [c["image"] for c in pod["spec"]["containers"] if c["name"] == "daprd"]
+        project = re.search(r"task-platform[_/]daprd:tilt-", sidecar) is not None
+        assert project == (os.environ.get("TASK_PLATFORM_DAPRD", "project") == "project"), sidecar
         ready_at = next(c for c in pod["status"]["conditions"] if c["type"] == "Ready")
         took = seconds_between(pod["metadata"]["creationTimestamp"], ready_at["lastTransitionTime"])
         print(f"{pod['metadata']['name']}: pod created to 2/2 in {took:.0f} s")
