@@ -50,9 +50,6 @@ BASE_SYSTEM = words(
 PRECONDITIONS = {"python3": "Python 3.11+", "git": "the repository is a git clone"}
 # Commands a script runs without installing or looking them up: each is a defect to fix in
 # that script, reported as an expected failure (and a failure once fixed, so the entry goes).
-KNOWN_GAPS = {
-    "scripts/e2e-compose.sh": {"curl"},  # its smoke check; no script installs or checks curl
-}
 KEYWORDS = words("if then else elif fi do done while until ! { } time")
 NO_COMMAND = words("for case select in esac [[ [ ;;")
 WRAPPERS = frozenset({"exec", "timeout", "setsid", "nice", "env", "time", "command"})
@@ -304,11 +301,7 @@ def test_scripts_run_only_commands_that_are_installed_or_looked_up(
         if Path(word).name not in host_state.HOST_COMMANDS
         and word not in BASE_SYSTEM | PRECONDITIONS.keys() | looked_up(path.read_text())
     }
-    gaps = KNOWN_GAPS.get(script, set())
-    assert assumed - gaps == set(), f"{script} runs these without installing or looking them up"
-    assert gaps <= assumed, f"fixed in {script}: take {gaps - assumed} out of KNOWN_GAPS"
-    if gaps:
-        pytest.xfail(f"runs {sorted(gaps)} without installing or looking it up")
+    assert assumed == set(), f"{script} runs these without installing or looking them up"
 
 
 @pytest.mark.parametrize("tool", PYTHON_TOOLS)

@@ -70,7 +70,9 @@ async def create_until(stack: Stack, acknowledged: int, *, workers: int = 8) -> 
     """Create tasks from `workers` clients until `acknowledged` of them got a 201."""
     outcomes, stop = Outcomes(), asyncio.Event()
     async with task_api_client(stack) as api:
-        load = asyncio.create_task(create_tasks(api, outcomes, stop, workers=workers, prefix="load"))
+        load = asyncio.create_task(
+            create_tasks(api, outcomes, stop, workers=workers, prefix="load")
+        )
         await eventually(
             progress(lambda: outcomes.statuses[201] >= acknowledged),
             within=120,

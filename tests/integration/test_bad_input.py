@@ -43,6 +43,7 @@ async def test_hostile_requests_get_a_clear_4xx(stack: Stack, task_api: httpx.As
     json_header = {"Content-Type": "application/json"}
     plain = {"Content-Type": "text/plain"}
     forged = {"If-Match": '"forged"'}
+    as_json: dict[str, Any] = {"headers": json_header}
     cases: list[tuple[str, str, dict[str, Any], int]] = [
         ("POST", "/tasks", {"content": b'{"title": "x"', "headers": json_header}, 422),
         ("POST", "/tasks", {"content": b"\xff\xfe", "headers": json_header}, 422),
@@ -52,6 +53,10 @@ async def test_hostile_requests_get_a_clear_4xx(stack: Stack, task_api: httpx.As
         ("POST", "/tasks", {"json": {"title": ["x"]}}, 422),
         ("POST", "/tasks", {"json": {"title": "x", "priority": 1e308}}, 422),
         ("POST", "/tasks", {"json": {"title": "x" * 201}}, 422),
+        # A lone UTF-16 surrogate escape: JSON syntax, but no character.
+        ("POST", "/tasks", {"content": rb'{"title": "a\ud800"}', "headers": json_header}, 422),
+        ("PATCH", f"/tasks/{task_id}", {"content": rb'{"title": "\udfff"}', **as_json}, 422),
+        ("PUT", f"/tasks/{task_id}/status", {"content": rb'{"status": "\ud83d"}', **as_json}, 422),
         ("GET", "/tasks/not-a-uuid", {}, 422),
         ("GET", "/tasks/../../etc/passwd", {}, 404),
         ("GET", f"/tasks/{task_id}%00", {}, 422),

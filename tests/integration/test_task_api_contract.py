@@ -90,6 +90,42 @@ async def test_each_change_publishes_its_event(
     )
 
 
+async def test_if_match_holds_when_any_listed_strong_tag_is_current(
+    task_api: httpx.AsyncClient,
+) -> None:
+    """RFC 9110: `*`, or a list of entity tags of which any one matches the current
+    ETag by strong comparison; a weak tag never matches, a header that is not a list of
+    entity tags is bad input. Refused writes change nothing."""
+    created = await create(task_api, "Listed tags")
+    task_id, old = created.json()["id"], created.headers["ETag"]
+    current = (await task_api.patch(f"/tasks/{task_id}", json={"priority": 2})).headers["ETag"]
+
+    listed = await task_api.patch(
+        f"/tasks/{task_id}", json={"title": "Either"}, headers={"If-Match": f"{old}, {current}"}
+    )
+    assert listed.status_code == 200, listed.text
+    current = listed.headers["ETag"]
+    starred = await task_api.put(
+        f"/tasks/{task_id}/status", params={"status": "in_progress"}, headers={"If-Match": "*"}
+    )
+    assert starred.status_code == 200, starred.text
+    current = starred.headers["ETag"]
+    for refused, status in [
+        (f"W/{current}", 412),
+        (f'{old}, W/{current}, "other"', 412),
+        (current.strip('"'), 400),
+        (f"*, {current}", 400),
+    ]:
+        response = await task_api.patch(
+            f"/tasks/{task_id}", json={"title": "Refused"}, headers={"If-Match": refused}
+        )
+        assert response.status_code == status, (refused, response.text)
+    after = await task_api.get(f"/tasks/{task_id}")
+    assert (after.json()["title"], after.headers["ETag"]) == ("Either", current)
+    deleted = await task_api.delete(f"/tasks/{task_id}", headers={"If-Match": f'"x", {current}'})
+    assert deleted.status_code == 204
+
+
 async def test_sixteen_racers_on_one_etag_exactly_one_wins(task_api: httpx.AsyncClient) -> None:
     created = await create(task_api, "Contended")
     task_id, etag = created.json()["id"], created.headers["ETag"]

@@ -8,14 +8,27 @@ from collections.abc import Iterator
 import pytest
 from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
+from opentelemetry import propagate
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from dapr_service_kit.logs import TraceContext, configure_logging
+from dapr_service_kit.trace_edge import EdgeTraceContext
 from dapr_service_kit.tracing import telemetry_config
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+# Deliveries, as daprd makes them: with its app token (trace_edge trusts only those).
+FROM_SIDECAR = {"dapr-api-token": "sidecar-token"}
+
+
+@pytest.fixture(autouse=True)
+def propagator() -> Iterator[None]:
+    """The process's propagator as configure_tracing sets it, restored after."""
+    saved = propagate.get_global_textmap()
+    propagate.set_global_textmap(EdgeTraceContext(FROM_SIDECAR["dapr-api-token"]))
+    yield
+    propagate.set_global_textmap(saved)
 
 
 @pytest.fixture
@@ -50,7 +63,7 @@ def configure_into(stream: io.StringIO, log_format: str) -> None:
 def test_json_lines_carry_the_service_the_trace_and_the_event(captured: io.StringIO) -> None:
     configure_into(captured, "json")
     with TestClient(app_logging_one_line()) as client:
-        client.post("/events/x", headers={"traceparent": TRACEPARENT})
+        client.post("/events/x", headers={"traceparent": TRACEPARENT, **FROM_SIDECAR})
     [line] = [json.loads(raw) for raw in captured.getvalue().splitlines() if "NOTIFY" in raw]
     assert line["message"] == 'NOTIFY task.completed "Tea"'
     assert line["level"] == "INFO"
@@ -65,7 +78,7 @@ def test_json_lines_carry_the_service_the_trace_and_the_event(captured: io.Strin
 def test_text_lines_stay_as_people_read_them(captured: io.StringIO) -> None:
     configure_into(captured, "text")
     with TestClient(app_logging_one_line()) as client:
-        client.post("/events/x", headers={"traceparent": TRACEPARENT})
+        client.post("/events/x", headers={"traceparent": TRACEPARENT, **FROM_SIDECAR})
     assert 'INFO notifications: NOTIFY task.completed "Tea"' in captured.getvalue().splitlines()
 
 
@@ -89,7 +102,7 @@ def test_a_line_outside_a_request_has_no_trace(captured: io.StringIO) -> None:
 def test_a_malformed_or_invalid_traceparent_is_no_trace(captured: io.StringIO, header: str) -> None:
     configure_into(captured, "json")
     with TestClient(app_logging_one_line()) as client:
-        client.post("/events/x", headers={"traceparent": header})
+        client.post("/events/x", headers={"traceparent": header, **FROM_SIDECAR})
     [line] = [json.loads(raw) for raw in captured.getvalue().splitlines() if "NOTIFY" in raw]
     assert "trace_id" not in line
     assert "span_id" not in line
@@ -118,7 +131,7 @@ def test_while_spans_are_recorded_a_line_carries_the_apps_span(captured: io.Stri
     app.add_middleware(TraceContext)
     configure_into(captured, "json")
     with TestClient(app) as client:
-        client.post("/events/x", headers={"traceparent": TRACEPARENT})
+        client.post("/events/x", headers={"traceparent": TRACEPARENT, **FROM_SIDECAR})
     [line] = [json.loads(raw) for raw in captured.getvalue().splitlines() if "NOTIFY" in raw]
     [server] = [s for s in spans.get_finished_spans() if s.name == "POST /events/x"]
     assert server.parent is not None

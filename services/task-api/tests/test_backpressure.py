@@ -103,6 +103,101 @@ async def test_writes_beyond_the_limit_wait_for_a_slot_or_are_refused(ports: Fak
     assert limiter.in_flight == 0
 
 
+class Writes:
+    """Fake writes that count how many run at once themselves (not the limiter's own
+    count), and yield to the event loop between taking their slot and counting in, so
+    that whatever the limiter lets in meanwhile shows."""
+
+    def __init__(self, limiter: WriteLimiter) -> None:
+        self.limiter = limiter
+        self.running = 0
+        self.peak = 0
+        self.refused = 0
+
+    async def write(self, done: asyncio.Event) -> None:
+        try:
+            async with self.limiter.slot(wait_seconds=5):
+                await asyncio.sleep(0)
+                self.running += 1
+                self.peak = max(self.peak, self.running)
+                await done.wait()
+                self.running -= 1
+        except NoSlot:
+            self.refused += 1
+
+
+async def test_no_more_writes_run_at_once_than_the_limit(ports: FakePorts) -> None:
+    """Slots freed one after another, before the writers they woke have run, and new
+    writes arriving in between: neither a second release nor a newcomer may take a
+    slot already handed to a waiting writer (measured before: limit 3, 6 running)."""
+    limiter = limiter_on(ports, Clock())
+    assert limiter.limit == 3
+    writes = Writes(limiter)
+    first, later = asyncio.Event(), asyncio.Event()
+    holders = [asyncio.create_task(writes.write(first)) for _ in range(3)]
+    waiters = [asyncio.create_task(writes.write(later)) for _ in range(3)]
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert (writes.running, limiter.in_flight, len(limiter._waiting)) == (3, 3, 3)
+    # The three holders end in one turn of the loop; the newcomers' first step comes
+    # before the woken waiters'.
+    first.set()
+    newcomers = [asyncio.create_task(writes.write(later)) for _ in range(3)]
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert writes.running == 3
+    assert limiter.in_flight == 3
+    later.set()
+    async with asyncio.timeout(5):
+        await asyncio.gather(*holders, *waiters, *newcomers)
+    assert (writes.peak, writes.refused, limiter.in_flight) == (3, 0, 0)
+
+
+async def test_waiters_get_their_slots_first_come_first_served(ports: FakePorts) -> None:
+    limiter = limiter_on(ports, Clock())
+    limiter.limit = 1
+    order: list[int] = []
+    release = asyncio.Event()
+
+    async def write(n: int) -> None:
+        async with limiter.slot(wait_seconds=5):
+            order.append(n)
+            await release.wait()
+
+    tasks = []
+    for n in range(4):
+        tasks.append(asyncio.create_task(write(n)))
+        await asyncio.sleep(0)
+    release.set()
+    await asyncio.gather(*tasks)
+    assert order == [0, 1, 2, 3]
+
+
+async def test_a_slot_handed_to_a_waiter_that_gave_up_is_not_lost(ports: FakePorts) -> None:
+    """A waiter whose wait ends (its client went away) in the same turn as it is handed
+    a slot gives the slot back, or uses it and then gives it back: either way none is
+    lost and none is taken twice."""
+    limiter = limiter_on(ports, Clock())
+    limiter.limit = 1
+    release, waiter_done = asyncio.Event(), asyncio.Event()
+    holder = asyncio.create_task(Writes(limiter).write(release))
+    await asyncio.sleep(0)
+    waiter = asyncio.create_task(Writes(limiter).write(waiter_done))
+    await asyncio.sleep(0)
+    assert (limiter.in_flight, len(limiter._waiting)) == (1, 1)
+    release.set()
+    await asyncio.sleep(0)  # the holder leaves and hands its slot on
+    waiter.cancel()  # before the waiter has run
+    waiter_done.set()
+    async with asyncio.timeout(5):
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiter
+        await holder
+    assert (limiter.in_flight, len(limiter._waiting)) == (0, 0)
+    async with limiter.slot(wait_seconds=0):
+        assert limiter.in_flight == 1
+
+
 async def test_an_unreachable_notification_service_holds_nothing_back(ports: FakePorts) -> None:
     limiter = limiter_on(ports, Clock())
     ports.notifications.lag_seconds = 4.0
@@ -168,8 +263,9 @@ def test_a_write_without_a_slot_is_refused_with_retry_after(
     assert refused.status_code == 503
     assert refused.headers["Retry-After"] == "1"
     assert refused.json() == {"detail": REFUSAL}
-    # Refused at the door: not even a body the route would refuse is read.
-    assert behind.post("/tasks", content=b"not json").status_code == 503
+    # A slot is taken only by a write ready for the store: bad input is told so.
+    assert behind.post("/tasks", content=b"not json").status_code == 415
+    assert behind.post("/tasks", json={"title": ""}).status_code == 422
     assert behind.get("/tasks").status_code == 200
     limiter.in_flight -= 1
     assert behind.post("/tasks", json={"title": "Now"}).status_code == 201

@@ -64,6 +64,28 @@ def test_invalid_bodies_get_422_naming_the_field(
     assert ports.state.published == []
 
 
+def test_a_lone_surrogate_gets_422_on_every_write_route(
+    client: TestClient, ports: FakePorts
+) -> None:
+    """JSON allows a lone UTF-16 surrogate escape; it is no character. The 422 that
+    refuses it echoes it as the escape it came as (encoding it as UTF-8 failed: 500)."""
+    task = create(client)
+    task_id, published = task["id"], len(ports.state.published)
+    json_body = {"Content-Type": "application/json"}
+    for method, path, raw in [
+        ("POST", "/tasks", rb'{"title": "a\ud800b"}'),
+        ("PATCH", f"/tasks/{task_id}", rb'{"description": "\udfff"}'),
+        ("PUT", f"/tasks/{task_id}/status", rb'{"status": "\ud83d"}'),
+    ]:
+        response = client.request(method, path, content=raw, headers=json_body)
+        assert response.status_code == 422, (method, response.text)
+        [error] = response.json()["detail"]
+        assert "surrogate" in error["msg"] or error["type"] == "enum", error
+        assert "\\ud" in error["input"], error
+    assert len(ports.state.published) == published
+    assert client.get(f"/tasks/{task_id}").json() == task
+
+
 def test_a_body_over_64_kib_gets_413(client: TestClient, ports: FakePorts) -> None:
     response = client.post(
         "/tasks",
@@ -114,6 +136,42 @@ def test_if_match_guards_writes(client: TestClient) -> None:
     assert stale_delete.status_code == 412
     fresh = client.delete(f"/tasks/{task_id}", headers={"If-Match": changed.headers["ETag"]})
     assert fresh.status_code == 204
+
+
+def test_if_match_holds_when_any_listed_strong_tag_is_current(
+    client: TestClient, ports: FakePorts
+) -> None:
+    created = client.post("/tasks", json={"title": "T"})
+    task_id, old = created.json()["id"], created.headers["ETag"]
+    current = client.patch(f"/tasks/{task_id}", json={"title": "U"}).headers["ETag"]
+    listed = client.patch(
+        f"/tasks/{task_id}", json={"title": "V"}, headers={"If-Match": f"{old}, {current}"}
+    )
+    assert listed.status_code == 200, listed.text
+    current = listed.headers["ETag"]
+    assert (
+        client.put(
+            f"/tasks/{task_id}/status", params={"status": "completed"}, headers={"If-Match": "*"}
+        ).json()["status"]
+        == "completed"
+    )
+    current = client.get(f"/tasks/{task_id}").headers["ETag"]
+    published = len(ports.state.published)
+    for refused in (f"W/{current}", f"{old}, W/{current}", ""):
+        response = client.patch(
+            f"/tasks/{task_id}", json={"title": "W"}, headers={"If-Match": refused}
+        )
+        assert response.status_code == 412, (refused, response.text)
+    for malformed in (current.strip('"'), f"*, {current}", f"{current} {old}"):
+        response = client.patch(
+            f"/tasks/{task_id}", json={"title": "W"}, headers={"If-Match": malformed}
+        )
+        assert response.status_code == 400, (malformed, response.text)
+        assert "If-Match" in response.json()["detail"]
+    assert len(ports.state.published) == published
+    assert client.get(f"/tasks/{task_id}").json()["title"] == "V"
+    deleted = client.delete(f"/tasks/{task_id}", headers={"If-Match": f'"gone", {current}'})
+    assert deleted.status_code == 204
 
 
 def test_patch_refuses_null_for_required_fields(client: TestClient) -> None:

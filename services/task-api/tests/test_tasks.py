@@ -46,7 +46,9 @@ async def test_update_publishes_updated_and_changes_the_revision(
     service: TaskService, state: MemoryState
 ) -> None:
     created = await service.create(TaskCreate(title="Draft"))
-    updated = await service.update(created.task.id, TaskUpdate(title="Final"), created.revision)
+    updated = await service.update(
+        created.task.id, TaskUpdate(title="Final"), frozenset({created.revision})
+    )
     assert updated.task.title == "Final"
     assert updated.revision != created.revision
     assert updated.task.updated_at > created.task.updated_at
@@ -72,9 +74,9 @@ async def test_stale_if_match_is_refused_and_changes_nothing(
     service: TaskService, state: MemoryState
 ) -> None:
     created = await service.create(TaskCreate(title="T"))
-    await service.update(created.task.id, TaskUpdate(title="U"), created.revision)
+    await service.update(created.task.id, TaskUpdate(title="U"), frozenset({created.revision}))
     with pytest.raises(PreconditionFailed):
-        await service.update(created.task.id, TaskUpdate(title="V"), created.revision)
+        await service.update(created.task.id, TaskUpdate(title="V"), frozenset({created.revision}))
     assert (await service.get(created.task.id)).task.title == "U"
     assert len(state.published) == 2
 
@@ -223,9 +225,9 @@ async def test_a_held_lease_makes_writers_wait_then_give_up(
 ) -> None:
     monkeypatch.setattr("task_api.lease.LEASE_WAIT_SECONDS", 0.05)
     created = await service.create(TaskCreate(title="T"))
-    await state.save(lease_key(created.task.id), b"someone else", etag=None, first_write=True)
-    with pytest.raises(TaskBusy):
-        await service.update(created.task.id, TaskUpdate(title="U"), None)
+    async with task_lease(state, created.task.id):
+        with pytest.raises(TaskBusy):
+            await service.update(created.task.id, TaskUpdate(title="U"), None)
 
 
 async def test_a_writer_whose_lease_expired_does_not_release_the_next_holders(
@@ -270,7 +272,9 @@ async def test_racing_writers_on_one_revision_exactly_one_wins(
 
     async def rename(i: int) -> str:
         try:
-            await service.update(created.task.id, TaskUpdate(title=f"by {i}"), created.revision)
+            await service.update(
+                created.task.id, TaskUpdate(title=f"by {i}"), frozenset({created.revision})
+            )
         except (PreconditionFailed, TaskBusy) as error:
             return type(error).__name__
         return "won"
@@ -299,14 +303,14 @@ async def test_a_lease_that_cannot_be_released_does_not_hide_the_outcome(
     service: TaskService, state: MemoryState, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     created = await service.create(TaskCreate(title="T"))
-    await service.update(created.task.id, TaskUpdate(title="U"), created.revision)
+    await service.update(created.task.id, TaskUpdate(title="U"), frozenset({created.revision}))
 
     async def unavailable(key: str, *, etag: str | None = None) -> None:
         raise InfrastructureUnavailable("gone")
 
     monkeypatch.setattr(state, "delete", unavailable)
     with pytest.raises(PreconditionFailed):
-        await service.update(created.task.id, TaskUpdate(title="V"), created.revision)
+        await service.update(created.task.id, TaskUpdate(title="V"), frozenset({created.revision}))
 
 
 async def test_concurrent_retries_of_one_keyed_create_commit_it_once(

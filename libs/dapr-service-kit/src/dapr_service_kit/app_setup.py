@@ -16,6 +16,7 @@ from dapr_service_kit.logs import TraceContext, configure_logging
 from dapr_service_kit.metrics import RequestMetrics, metrics_served
 from dapr_service_kit.settings import SidecarAppSettings
 from dapr_service_kit.tracing import configure_tracing, telemetry_config
+from dapr_service_kit.validation import answer_validation_errors
 
 AppSettings = TypeVar("AppSettings", bound=SidecarAppSettings)
 AppPorts = TypeVar("AppPorts")
@@ -38,7 +39,8 @@ def service_app(
     run: Callable[[FastAPI, AppPorts], AbstractAsyncContextManager[None]],
 ) -> FastAPI:
     """An app with the probes (/health, /ready), its settings where the kit's guards and
-    probes read them, and a server span per request while traces are exported. While it
+    probes read them, 422 answers that any input can be echoed in, and a server span per
+    request while traces are exported. While it
     runs, its ports are open (`connect`), its metrics are served, and `run` holds what
     it built on the ports (the routes' runtime, background tasks)."""
 
@@ -60,6 +62,7 @@ def service_app(
     )
     app.state.settings = settings
     app.include_router(health.router)
+    answer_validation_errors(app)
     return app
 
 

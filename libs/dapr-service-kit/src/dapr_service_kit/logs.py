@@ -17,6 +17,8 @@ from opentelemetry import context, propagate, trace
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from dapr_service_kit.trace_edge import from_public_caller
+
 TEXT_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
 
@@ -25,7 +27,9 @@ class TraceContext:
     when tracing is configured, tracing.py), the request's traceparent, as daprd sends
     it on every invocation and subscription delivery, becomes the current trace
     context: of the log lines, and of the calls this request makes to the sidecar.
-    All-zero ids (daprd's while its tracing is off) are no trace and are dropped."""
+    All-zero ids (daprd's while its tracing is off) are no trace and are dropped. A
+    public caller's traceparent is not taken (trace_edge): passed on to the sidecar, its
+    sampled flag would decide what the sidecar records."""
 
     def __init__(self, app: ASGIApp) -> None:
         self._app = app
@@ -34,7 +38,11 @@ class TraceContext:
         if scope["type"] != "http" or trace.get_current_span().get_span_context().is_valid:
             await self._app(scope, receive, send)
             return
-        token = context.attach(propagate.extract(Headers(scope=scope)))
+        extracted = propagate.extract(Headers(scope=scope))
+        if from_public_caller(extracted):
+            await self._app(scope, receive, send)
+            return
+        token = context.attach(extracted)
         try:
             await self._app(scope, receive, send)
         finally:

@@ -16,7 +16,7 @@ from task_contracts import StatusChange, TaskCreate, TaskStatus, TaskUpdate
 _errors: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorBody, "description": text}
     for code, text in {
-        400: "Bad request (e.g. an invalid cursor)",
+        400: "Bad request (e.g. an invalid cursor, or an If-Match that is not a list of ETags)",
         401: "Missing or invalid X-API-Key",
         404: "No such task",
         409: "Another writer is changing the task",
@@ -45,7 +45,13 @@ def _tasks(request: Request) -> TaskService:
 
 IfMatch = Annotated[
     str | None,
-    Header(description="Only change the task if this is its current ETag", max_length=200),
+    Header(
+        description=(
+            "Only change the task if one of these ETags is its current one: `*` or a"
+            ' comma-separated list of quoted entity tags (`"a", "b"`); weak tags never match'
+        ),
+        max_length=200,
+    ),
 ]
 
 

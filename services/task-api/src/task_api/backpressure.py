@@ -93,39 +93,54 @@ class WriteLimiter:
 
     @contextlib.asynccontextmanager
     async def slot(self, wait_seconds: float) -> AsyncIterator[None]:
-        """Run one write within the limit; NoSlot if none frees up within `wait_seconds`."""
+        """Run one write within the limit; NoSlot if none frees up within `wait_seconds`.
+        Slots go to waiting writes first come, first served."""
         self._written_at = self._monotonic()
         self._writing.set()
-        if self.in_flight >= self._effective_limit():
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiting.append(waiter)
-            try:
-                await asyncio.wait_for(waiter, wait_seconds)
-            except TimeoutError:
-                raise NoSlot from None
-            finally:
-                if waiter in self._waiting:
-                    self._waiting.remove(waiter)
-        self.in_flight += 1
+        if self._waiting or self.in_flight >= self._effective_limit():
+            # Behind those already waiting: a newcomer must not take the slot that is
+            # being handed to the first of them.
+            await self._handed_a_slot(wait_seconds)
+        else:
+            self.in_flight += 1
         self._peak = max(self._peak, self.in_flight)
         try:
             yield
         finally:
-            self.in_flight -= 1
-            self._wake()
+            self._release()
+
+    async def _handed_a_slot(self, wait_seconds: float) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiting.append(waiter)
+        try:
+            async with asyncio.timeout(wait_seconds):
+                await waiter
+        except BaseException as error:
+            if waiter.done() and not waiter.cancelled():
+                # Handed a slot in the same turn as the wait ended: give it back.
+                self._release()
+            elif waiter in self._waiting:
+                self._waiting.remove(waiter)
+            if isinstance(error, TimeoutError):
+                raise NoSlot from None
+            raise
 
     def _effective_limit(self) -> int:
         return MAX_CONCURRENT_WRITES if self._unreachable else self.limit
 
+    def _release(self) -> None:
+        self.in_flight -= 1
+        self._wake()
+
     def _wake(self) -> None:
-        # A woken waiter takes its slot when it runs: count it in already, so that the
-        # next release does not wake one more than the limit allows.
-        room = self._effective_limit() - self.in_flight
-        while room > 0 and self._waiting:
+        """Hand free slots to the first waiting writes. A slot is counted in flight when
+        it is handed over, not when its write runs (a turn of the event loop later), so
+        that neither a second release nor a newcomer takes it again in between."""
+        while self._waiting and self.in_flight < self._effective_limit():
             waiter = self._waiting.popleft()
             if not waiter.done():
                 waiter.set_result(None)
-                room -= 1
+                self.in_flight += 1
 
     async def ask_once(self) -> bool:
         """Ask for the lag and steer; False when notification-service did not answer."""

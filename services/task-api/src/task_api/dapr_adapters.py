@@ -8,7 +8,8 @@ from typing import Any
 
 from dapr.aio.clients import DaprClient
 from dapr.proto import api_v1, common_v1
-from opentelemetry import propagate, trace
+from opentelemetry import trace
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from dapr_service_kit.client import open_sidecar
 from dapr_service_kit.state_store import DaprStateStore, InfrastructureUnavailable, sidecar_call
@@ -17,6 +18,10 @@ from task_api.settings import Settings
 from task_contracts import NotifyRequest, TaskEvent
 
 tracer = trace.get_tracer(__name__)
+# The outbox copies a write's metadata into its event's envelope: only the W3C trace
+# context goes there, never baggage (what a client sent would ride in every event its
+# request causes), whatever propagators the process is configured with.
+TRACE_CONTEXT = TraceContextTextMapPropagator()
 
 
 class TaskStateStore(DaprStateStore):
@@ -74,7 +79,7 @@ class TaskStateStore(DaprStateStore):
         # The envelope's traceparent, which daprd reads first when it delivers the
         # event. daprd 1.18's outbox leaves it empty beside its own trace id, and an
         # empty one starts no trace: every delivery would lose the write's trace.
-        propagate.inject(task_metadata, context=trace.set_span_in_context(publish))
+        TRACE_CONTEXT.inject(task_metadata, context=trace.set_span_in_context(publish))
         upsert = api_v1.TransactionalStateOperation(
             operationType="upsert",
             request=common_v1.StateItem(

@@ -14,6 +14,7 @@ from task_api.errors import (
     TaskGone,
     TaskNotFound,
 )
+from task_api.etags import MalformedIfMatch
 from task_api.ports import InfrastructureUnavailable
 
 logger = logging.getLogger(__name__)
@@ -25,6 +26,10 @@ _STATUS_AND_DETAIL: dict[type[Exception], tuple[int, str]] = {
     TaskBusy: (409, "the task is being changed by another request; retry"),
     TooMuchContention: (409, "too many concurrent writers; retry"),
     InvalidCursor: (400, "invalid cursor"),
+    MalformedIfMatch: (
+        400,
+        'If-Match must be * or a comma-separated list of quoted entity tags, e.g. "3f2c..."',
+    ),
     IdempotencyKeyReused: (422, "Idempotency-Key was already used with a different body"),
 }
 

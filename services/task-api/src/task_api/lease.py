@@ -7,20 +7,33 @@ task's lease while reading it and writing it makes a failing ETag check practica
 impossible; the write still carries the ETag, so even a lease that expired under a
 stalled writer can never overwrite a newer version.
 
+A lease records its holder and its own expiry time. The key's TTL is only garbage
+collection: state.redis writes a key and sets its TTL in two commands, and when the
+second is lost (daprd killed, a deadline, a reset) the key stays for good. A writer
+that finds a lease past its expiry takes it over with a write conditional on the
+version it read, so of several waiters exactly one gets it. Expiry is judged on the
+waiter's clock against the holder's: replicas' clocks must agree to within the margin
+between LEASE_TTL_SECONDS and the longest a holder takes (30 s against 20 s, see
+test_the_lease_outlives_the_longest_holder). A value this version cannot read (a lease
+of an older version, which has no expiry of its own) is taken for expired.
+
 A holder releases only its own lease: it reads the lease back and deletes that version
-if it still names this holder. Otherwise a writer slower than the TTL would delete the
-next holder's lease and let a third writer race it.
+if it still names this holder. Otherwise a writer slower than the lease would delete
+the next holder's and let a third writer race it. A write of the lease whose outcome
+is unknown (its answer lost, or the request cancelled) is released the same way: it
+may have landed.
 """
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from uuid import UUID, uuid4
 
 from task_api.errors import TaskBusy
-from task_api.ports import EtagMismatch, InfrastructureUnavailable, StateStore
+from task_api.ports import EtagMismatch, InfrastructureUnavailable, StateStore, Versioned
 
 logger = logging.getLogger(__name__)
 # Well above what a holder can take: a read and a transaction, each bounded by the
@@ -28,41 +41,90 @@ logger = logging.getLogger(__name__)
 LEASE_TTL_SECONDS = 30
 LEASE_WAIT_SECONDS = 2.0
 
+WallClock = Callable[[], float]
+
 
 def lease_key(task_id: UUID) -> str:
     return f"lease:task:{task_id}"
 
 
+def _lease(owner: str, expires_at: float) -> bytes:
+    return json.dumps({"owner": owner, "expires_at": expires_at}, separators=(",", ":")).encode()
+
+
+def _read(data: bytes) -> tuple[str, float] | None:
+    """The holder and expiry time of a stored lease; None when it is not one."""
+    try:
+        raw = json.loads(data)
+        return str(raw["owner"]), float(raw["expires_at"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _expired(data: bytes, now: float) -> bool:
+    lease = _read(data)
+    return lease is None or lease[1] <= now
+
+
 @contextlib.asynccontextmanager
-async def task_lease(state: StateStore, task_id: UUID) -> AsyncIterator[None]:
+async def task_lease(
+    state: StateStore, task_id: UUID, *, clock: WallClock = time.time
+) -> AsyncIterator[None]:
     key = lease_key(task_id)
-    owner = uuid4().bytes
+    owner = uuid4().hex
+    # Whether a lease write of ours may have landed (set before each write, cleared
+    # when the store refused it), and whether one surely did.
+    may_hold = acquired = False
     deadline = time.monotonic() + LEASE_WAIT_SECONDS
     delay = 0.002
-    while True:
-        try:
-            await state.save(key, owner, etag=None, first_write=True, ttl_seconds=LEASE_TTL_SECONDS)
-            break
-        except EtagMismatch:
-            if time.monotonic() + delay > deadline:
-                raise TaskBusy(str(task_id)) from None
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.1)
+    # A lease found past its expiry: the next write takes it over at that version.
+    expired: Versioned | None = None
     try:
+        while True:
+            may_hold = True
+            try:
+                await _write(state, key, _lease(owner, clock() + LEASE_TTL_SECONDS), expired)
+                acquired = True
+                break
+            except EtagMismatch:
+                may_hold = False
+            held = await state.get(key)
+            expired = held if held is not None and _expired(held.data, clock()) else None
+            # Released or expired since: try again at once; else wait a little.
+            at_once = held is None or expired is not None
+            if time.monotonic() + (0 if at_once else delay) > deadline:
+                raise TaskBusy(str(task_id))
+            if expired is not None:
+                logger.warning("the lease of task %s outlived its expiry; taking it over", task_id)
+            if not at_once:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.1)
         yield
     finally:
-        await _release(state, key, owner, task_id)
+        if may_hold:
+            await _release(state, key, owner, task_id, acquired=acquired)
 
 
-async def _release(state: StateStore, key: str, owner: bytes, task_id: UUID) -> None:
+async def _write(state: StateStore, key: str, lease: bytes, expired: Versioned | None) -> None:
+    if expired is None:
+        await state.save(key, lease, etag=None, first_write=True, ttl_seconds=LEASE_TTL_SECONDS)
+    else:
+        await state.save(key, lease, etag=expired.etag, ttl_seconds=LEASE_TTL_SECONDS)
+
+
+async def _release(
+    state: StateStore, key: str, owner: str, task_id: UUID, *, acquired: bool
+) -> None:
     try:
         held = await state.get(key)
-        if held is None or held.data != owner:
-            logger.warning("the lease of task %s expired while held; not releasing", task_id)
+        lease = _read(held.data) if held is not None else None
+        if held is None or lease is None or lease[0] != owner:
+            if acquired:
+                logger.warning("the lease of task %s expired while held; not releasing", task_id)
             return
         await state.delete(key, etag=held.etag)
     except EtagMismatch:
         logger.warning("the lease of task %s changed hands while released", task_id)
     except InfrastructureUnavailable:
-        # The TTL frees it; the outcome of the write is what the caller must hear.
+        # It expires by itself; the outcome of the write is what the caller must hear.
         logger.warning("could not release the lease of task %s; it expires by itself", task_id)

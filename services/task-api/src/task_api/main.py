@@ -23,7 +23,7 @@ from task_api.http_errors import install_error_handlers
 from task_api.runtime import Ports, Runtime
 from task_api.settings import Settings
 from task_api.tasks import TaskService
-from task_api.write_gate import WriteGate, runtime_limiter
+from task_api.write_gate import install_refusal, write_slots
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ def create_app(
                     ports.secrets.get_secret,
                     settings.cursor_key_secret,
                 ),
+                write_slot=write_slots(limiter),
             ),
             state=ports.state,
             notifications=ports.notifications,
@@ -79,8 +80,15 @@ def create_app(
     app.include_router(api.router)
     app.include_router(events.router)
     install_error_handlers(app, settings.retry_after_seconds)
-    app.add_middleware(JsonBodyGuard, max_bytes=settings.max_body_bytes)
-    app.add_middleware(WriteGate, limiter=runtime_limiter)
+    install_refusal(app)
+    # Every body arrives whole (or is refused) before a route, and with it a write slot,
+    # is reached; and only for a caller with the key (guard_and_observe's guard runs
+    # first).
+    app.add_middleware(
+        JsonBodyGuard,
+        max_bytes=settings.max_body_bytes,
+        read_timeout_seconds=settings.body_read_timeout_seconds,
+    )
     guard_and_observe(app, settings, KEY_POLICY)
     return app
 

@@ -27,7 +27,7 @@ class TaskRecord(BaseModel):
     # the outbox publishes, like every other change.
     deleted_at: AwareDatetime | None = None
     # Where the task's entry is in its list-index shard (see task_index): a delete
-    # removes that entry, and a list skips any other entry naming this task.
+    # removes that entry, and a list skips and removes any other entry naming this task.
     index_seq: int | None = None
 
     def to_bytes(self) -> bytes:

@@ -16,6 +16,9 @@ class Settings(SidecarAppSettings):
     # Covers the sidecar's own retries of `notify` (see the Resiliency resource).
     notify_timeout_seconds: int = 15
     max_body_bytes: int = 64 * 1024
+    # A request body must have arrived this long after its headers (else 408): a client
+    # that stalls holds a connection, never a write slot, and not for long.
+    body_read_timeout_seconds: float = 10.0
     # Writes are slowed down (held, then 503) while notifications trail them by more than
     # this; 0 turns the back-pressure off. Dapr's outbox alone adds about 1 s (its
     # relay's fixed wait), so this must stay well above 1.

@@ -13,16 +13,30 @@ only as many pages as its result needs; a delete rewrites the one page its entry
 (the task record keeps the sequence number). Writers only fill a page after the head
 names it, so a reader that reads the head first sees every entry added before.
 
-A sealed page (full, no longer the head) whose entries have all been removed names the
-next page below that still may hold entries, so a scan passes a run of emptied pages
-(old tasks deleted in bulk, say) in one read instead of one read per page. Such a page
-never changes again: its slots are never reused.
+Emptied pages. A full page whose entries have all been removed never holds an entry
+again (its slots are never reused). Consecutive emptied pages form a run. Whoever
+empties a page merges it with the runs beside it, whatever the order pages empty in:
+the run's top page names the next page below the run that may hold entries (`to`),
+and its bottom page names the run's top (`up`), so that the next merge at either end
+finds the other end in one read. A scan that comes down to a run meets its top and
+jumps past it: per shard it reads at most one emptied page above each page that holds
+entries, and one below the last, however many tasks were deleted. A scan that lands
+inside a run (at a cursor taken before its pages emptied) reads the top that page
+knows of next, instead of walking down page by page.
+
+Links only ever move outwards (`to` down, `up` up) and each is written on the version
+it was computed from, so racing merges cannot undo each other; a merge reads its
+neighbours after emptying its own page, so of two neighbours emptied at once at least
+one sees the other. A link can fall short of the run's end (a merge that failed or
+raced), never past a page that may hold entries: scans follow it further, and the next
+merge beside it reads through it.
 
 An entry is added *before* its task is committed and removed *after* its task is
 deleted, so the index is always a superset of the live tasks: a task whose create
-returned 201 is always listed, and readers skip entries whose task is missing, deleted,
-or records another sequence number (a replayed create that crashed before its commit
-leaves such a stray entry).
+returned 201 is always listed. Readers skip entries whose task is missing, deleted, or
+records another sequence number (a replayed create that crashed before its commit
+leaves such a stray entry), and remove them (`repair`); an entry whose task is missing
+only once it is older than any create can still commit (see TaskService).
 """
 
 import asyncio
@@ -44,22 +58,33 @@ SHARD_COUNT = 16
 PAGE_SIZE = 32
 
 
-@dataclass(frozen=True, slots=True)
-class Listed:
-    """An entry as a list meets it: what it names, and where it sits."""
-
-    task_id: UUID
-    shard: int
-    seq: int
-
+# The most reads one merge makes through earlier links (a link left short costs scans
+# a read more, nothing worse), and the most pages one list rewrites to remove the
+# entries of tasks that are gone (the lists that come next remove the rest).
+MAX_LINK_HOPS = 8
+MAX_REPAIRED_PAGES = 16
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _micros(at: datetime) -> int:
-    """Creation times are stored as integer microseconds: compact, and compared
-    without parsing."""
+    """Entry times are stored as integer microseconds: compact, and compared without
+    parsing."""
     return (at - _EPOCH) // timedelta(microseconds=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """An entry as a list meets it: what it names, where it sits, and when it was
+    added (in microseconds)."""
+
+    task_id: UUID
+    shard: int
+    seq: int
+    added: int
+
+    def added_before(self, moment: datetime) -> bool:
+        return self.added < _micros(moment)
 
 
 def shard_of(task_id: UUID) -> int:
@@ -79,22 +104,26 @@ class _Page:
     # Slots handed out so far, including those of entries removed since: a slot is
     # never reused, so sequence numbers only grow.
     used: int = 0
-    # slot -> [task id, creation time in microseconds]
+    # slot -> [task id, time the entry was added in microseconds]
     slots: dict[str, list[str | int]] = field(default_factory=dict)
-    # On an emptied sealed page: the next page below that may hold entries (-1: none).
-    below_empty: int | None = None
+    # Only on an emptied page: the next page below that may hold entries (-1: none)...
+    to: int | None = None
+    # ... and a page above, up to which every page is emptied.
+    up: int | None = None
 
     @classmethod
     def decode(cls, data: bytes | None) -> "_Page":
         if not data:
             return cls()
         raw = json.loads(data)
-        return cls(used=raw["n"], slots=raw["e"], below_empty=raw.get("to"))
+        return cls(used=raw["n"], slots=raw["e"], to=raw.get("to"), up=raw.get("up"))
 
     def encode(self) -> bytes:
         raw: dict[str, object] = {"n": self.used, "e": self.slots}
-        if self.below_empty is not None:
-            raw["to"] = self.below_empty
+        if self.to is not None:
+            raw["to"] = self.to
+        if self.up is not None:
+            raw["up"] = self.up
         return json.dumps(raw, separators=(",", ":")).encode()
 
     @property
@@ -104,13 +133,18 @@ class _Page:
 
     def next_to_read(self, page: int) -> int:
         """The page a scan reads after this one (page `page`)."""
-        return self.below_empty if self.emptied and self.below_empty is not None else page - 1
+        return self.to if self.emptied and self.to is not None else page - 1
+
+    def top_of_run(self, page: int) -> int:
+        """The highest page known emptied, with every page between, from this emptied
+        page (page `page`) up."""
+        return max(page, self.up) if self.up is not None else page
 
     def pending(self, shard: int, page: int, below: int) -> list["_Pending"]:
         """The page's entries with a sequence number under `below`, highest first."""
         found = [
-            _Pending(int(created), str(task_id), shard, page * PAGE_SIZE + int(slot))
-            for slot, (task_id, created) in self.slots.items()
+            _Pending(int(added), str(task_id), shard, page * PAGE_SIZE + int(slot))
+            for slot, (task_id, added) in self.slots.items()
             if page * PAGE_SIZE + int(slot) < below
         ]
         found.sort(key=lambda entry: entry.seq, reverse=True)
@@ -121,7 +155,7 @@ class _Page:
 class _Pending:
     """An entry read but not yet taken; orders newest last."""
 
-    created: int
+    added: int
     task_id: str
     shard: int
     seq: int
@@ -152,11 +186,12 @@ class TaskIndex:
         # through the ETag, as they must.
         self._writers = [asyncio.Lock() for _ in range(SHARD_COUNT)]
 
-    async def add(self, task_id: UUID, created_at: datetime) -> int:
-        """Adds the task; returns its sequence number in its shard."""
+    async def add(self, task_id: UUID, at: datetime) -> int:
+        """Adds the task at time `at` (which orders the list, and tells a list how long
+        the entry has waited for its task); returns its sequence number in its shard."""
         shard = shard_of(task_id)
         async with self._writers[shard]:
-            return await self._add(shard, [str(task_id), _micros(created_at)])
+            return await self._add(shard, [str(task_id), _micros(at)])
 
     async def _add(self, shard: int, member: list[str | int]) -> int:
         open_page = self._open.get(shard)
@@ -215,17 +250,33 @@ class TaskIndex:
         return head
 
     async def remove(self, task_id: UUID, seq: int) -> None:
-        shard, member = shard_of(task_id), str(task_id)
         page, slot = divmod(seq, PAGE_SIZE)
+        await self._remove_from_page(shard_of(task_id), page, {str(slot): str(task_id)})
+
+    async def repair(self, dangling: Sequence[Listed]) -> None:
+        """Removes entries a list found naming a task that is gone: one write per page,
+        on at most MAX_REPAIRED_PAGES pages (the lists that come next do the rest)."""
+        by_page: dict[tuple[int, int], dict[str, str]] = {}
+        for entry in dangling:
+            page, slot = divmod(entry.seq, PAGE_SIZE)
+            by_page.setdefault((entry.shard, page), {})[str(slot)] = str(entry.task_id)
+        for (shard, page), members in list(by_page.items())[:MAX_REPAIRED_PAGES]:
+            await self._remove_from_page(shard, page, members)
+
+    async def _remove_from_page(self, shard: int, page: int, members: dict[str, str]) -> None:
+        """Removes the entries in these slots (slot -> task id) that still name their
+        task, then merges the page with its neighbours if that emptied it."""
         written: bytes | None = None
 
         def drop(data: bytes | None) -> bytes | None:
             nonlocal written
             current = _Page.decode(data)
-            if current.slots.get(str(slot), [None])[0] != member:
+            present = [s for s, task in members.items() if current.slots.get(s, [None])[0] == task]
+            if not present:
                 written = None
                 return None
-            del current.slots[str(slot)]
+            for slot in present:
+                del current.slots[slot]
             written = current.encode()
             return written
 
@@ -244,32 +295,71 @@ class TaskIndex:
                 self._remember(shard, page, replaced, written)
         if written is not None and _Page.decode(written).emptied:
             try:
-                await self._link_past(shard, page)
+                await self._merge_emptied(shard, page)
             except (InfrastructureUnavailable, TooMuchContention) as error:
-                # Only a shortcut for scans: without it they read the empty page.
+                # Only a shortcut for scans: without it they read the page, and the next
+                # merge beside it reads through it.
                 logger.warning("index page %s left unlinked (%s)", page_key(shard, page), error)
 
-    async def _link_past(self, shard: int, page: int) -> None:
-        """Make an emptied page name the next page below it that may hold entries.
-        Pages below that were emptied already link further down, so deleting the
-        oldest tasks first (the usual order) leaves one hop however many pages."""
-        target = page - 1
-        if target >= 0:
-            below = await self._state.get(page_key(shard, target))
-            below_page = _Page.decode(below.data if below else None)
-            if below_page.emptied:
-                target = below_page.next_to_read(target)
-        if target == page - 1:
-            return  # nothing to skip: a scan reads that page next anyway
+    async def _merge_emptied(self, shard: int, page: int) -> None:
+        """Merges the page, just emptied, with the runs of emptied pages beside it: the
+        merged run's top names the page below it that may hold entries, its bottom
+        names its top. When no merge raced this one: one or two bulk reads, and up to
+        three conditional writes."""
+        low, top = await self._run_around(shard, page)
+        if (low, top) == (page - 1, page):
+            return  # a run of one page: a scan reads the page below it next anyway
+        await self._extend_links(shard, page, to=low, up=top)
+        if top != page:
+            # Scans coming down meet the run at its top.
+            await self._extend_links(shard, top, to=low, up=top)
+        if low + 1 != page:
+            # A page emptied below the run finds its top from here.
+            await self._extend_links(shard, low + 1, to=low, up=top)
 
-        def link(data: bytes | None) -> bytes | None:
+    async def _run_around(self, shard: int, page: int) -> tuple[int, int]:
+        """The run of emptied pages around `page`: the page below it that may hold
+        entries (-1: none), and its top. Reads through links of earlier merges, in both
+        directions at once, at most MAX_LINK_HOPS reads."""
+        low, top = page - 1, page
+        low_found, top_found = low < 0, False
+        for _ in range(MAX_LINK_HOPS):
+            wanted = []
+            if not low_found:
+                wanted.append(page_key(shard, low))
+            if not top_found:
+                wanted.append(page_key(shard, top + 1))
+            if not wanted:
+                break
+            pages = await self._state.get_many(wanted)
+            if not low_found:
+                stored = pages.get(page_key(shard, low))
+                below = _Page.decode(stored.data if stored else None)
+                if below.emptied:
+                    low = below.next_to_read(low)
+                low_found = not below.emptied or low < 0
+            if not top_found:
+                stored = pages.get(page_key(shard, top + 1))
+                above = _Page.decode(stored.data if stored else None)
+                if above.emptied:
+                    top = above.top_of_run(top + 1)
+                top_found = not above.emptied
+        return low, top
+
+    async def _extend_links(self, shard: int, page: int, *, to: int, up: int) -> None:
+        """Moves an emptied page's links out to `to` and `up`, never back in."""
+
+        def extend(data: bytes | None) -> bytes | None:
             current = _Page.decode(data)
-            if not current.emptied or current.below_empty is not None:
+            if not current.emptied:
                 return None
-            current.below_empty = target
+            known_to, known_up = current.next_to_read(page), current.top_of_run(page)
+            if to >= known_to and up <= known_up:
+                return None
+            current.to, current.up = min(to, known_to), max(up, known_up)
             return current.encode()
 
-        await update_key(self._state, page_key(shard, page), link)
+        await update_key(self._state, page_key(shard, page), extend)
 
     async def scan(self, below: Sequence[int] | None, *, max_reads: int) -> "IndexScan":
         """Entries newest first, reading at most `max_reads` batches of pages. `below`
@@ -300,6 +390,9 @@ class IndexScan:
         self._pending: list[list[_Pending]] = [[] for _ in range(SHARD_COUNT)]
         # The next page to read per shard; -1 once the shard has nothing more.
         self._next_page = [(b - 1) // PAGE_SIZE if b > 0 else -1 for b in below]
+        # Per shard, while the scan reads the top of a run it landed inside (see _after):
+        # the link of the page it landed on.
+        self._landed_link: list[int | None] = [None] * SHARD_COUNT
         self._reads_left = max_reads
 
     @property
@@ -324,7 +417,7 @@ class IndexScan:
         newest = max(candidates)
         self._pending[newest.shard].pop(0)
         self._below[newest.shard] = newest.seq
-        return Listed(UUID(newest.task_id), newest.shard, newest.seq)
+        return Listed(UUID(newest.task_id), newest.shard, newest.seq, newest.added)
 
     async def has_more(self) -> bool:
         """Whether a further take could find an entry (True when stalled: unknown)."""
@@ -354,8 +447,23 @@ class IndexScan:
                 # scan began: a later page of the same listing must not show them.
                 self._below[s] = min(self._below[s], page * PAGE_SIZE + content.used)
                 self._pending[s] = content.pending(s, page, self._below[s])
-                self._next_page[s] = content.next_to_read(page)
+                self._next_page[s] = self._after(s, page, content)
                 if not self._pending[s]:
                     # Nothing left at or above the next page to read: a stalled scan's
-                    # cursor moves past, so that the next request does not read it again.
-                    self._below[s] = (self._next_page[s] + 1) * PAGE_SIZE
+                    # cursor moves past, so that the next request does not read it again
+                    # (never up: the top of a run holds no entry).
+                    self._below[s] = min(self._below[s], (self._next_page[s] + 1) * PAGE_SIZE)
+
+    def _after(self, shard: int, page: int, content: _Page) -> int:
+        """The page to read after this one. A scan that comes down to a run meets its
+        top, which links past the run. One that lands inside a run (at a cursor taken
+        before its pages emptied) may find there only a link to the next page down, so
+        it reads the run's top first, and goes on from the lower of the two links."""
+        link = content.next_to_read(page)
+        landed_link, self._landed_link[shard] = self._landed_link[shard], None
+        if landed_link is not None:
+            return min(link, landed_link)
+        if content.emptied and content.top_of_run(page) > page:
+            self._landed_link[shard] = link
+            return content.top_of_run(page)
+        return link

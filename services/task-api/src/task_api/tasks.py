@@ -1,12 +1,15 @@
 """The task domain: what each REST operation does to the store and which event it
 publishes. Routes call this; this calls the ports."""
 
+import contextlib
 import hashlib
 import logging
 import secrets
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
 from pydantic import BaseModel
@@ -14,7 +17,7 @@ from pydantic import BaseModel
 from task_api.conditional import TooMuchContention
 from task_api.cursor import CursorCodec
 from task_api.errors import IdempotencyKeyReused, PreconditionFailed, TaskGone, TaskNotFound
-from task_api.lease import task_lease
+from task_api.lease import WallClock, task_lease
 from task_api.models import Task, TaskPage
 from task_api.ports import EtagMismatch, InfrastructureUnavailable, StateStore, Versioned
 from task_api.records import TaskRecord, created_record, event_for, new_revision, task_key
@@ -32,6 +35,12 @@ LIST_BATCH = 100
 # run of removed entries, costs several bounded requests instead of one unbounded one.
 MAX_INDEX_READS = 8
 MAX_EXAMINED = 200
+# A create commits at most this long after it added its index entry (else 503; the
+# commit itself is bounded by the sidecar call deadline). So an entry whose task is
+# still missing after ABANDONED_ENTRY_AFTER belongs to a create that died, and a list
+# removes it; the margin between the two covers the clocks of replicas disagreeing.
+CREATE_COMMIT_WINDOW = timedelta(seconds=30)
+ABANDONED_ENTRY_AFTER = timedelta(minutes=10)
 
 
 def utc_now() -> datetime:
@@ -40,10 +49,14 @@ def utc_now() -> datetime:
 
 class _IdempotentCreate(BaseModel):
     """What an Idempotency-Key stands for: the request it came with and the task that
-    request creates."""
+    request creates. The task's creation time is when the key was claimed: the claim
+    expires IDEMPOTENCY_TTL_SECONDS after it, whether or not the key's TTL was set."""
 
     request: TaskCreate
     task: Task
+
+    def expired(self, now: datetime) -> bool:
+        return now - self.task.created_at >= timedelta(seconds=IDEMPOTENCY_TTL_SECONDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +73,13 @@ async def _take(scan: IndexScan, count: int) -> list[Listed]:
 
 
 Change = Callable[[Task, datetime], tuple[Task, EventType] | None]
+# What a write enters once it is ready for the store, its task's lease held if it
+# needs one: the back-pressure's write slot in the app (task_api.write_gate).
+WriteSlot = Callable[[], AbstractAsyncContextManager[None]]
+
+
+def _unlimited() -> AbstractAsyncContextManager[None]:
+    return contextlib.nullcontext()
 
 
 class TaskService:
@@ -68,10 +88,14 @@ class TaskService:
         state: StateStore,
         clock: Callable[[], datetime] = utc_now,
         cursor_key: bytes | None = None,
+        lease_clock: WallClock = time.time,
+        write_slot: WriteSlot = _unlimited,
     ) -> None:
         self._state = state
         self._index = TaskIndex(state)
         self._clock = clock
+        self._lease_clock = lease_clock
+        self._write_slot = write_slot
         # Without a key of the deployment (tests), one of this instance: its cursors
         # then only work on this instance.
         self._cursors = CursorCodec(cursor_key or secrets.token_bytes(32))
@@ -84,11 +108,14 @@ class TaskService:
     async def list(self, *, status: TaskStatus | None, limit: int, cursor: str | None) -> TaskPage:
         """Up to `limit` tasks, newest first. Bounded work whatever the cursor and the
         filter: a list stops after MAX_INDEX_READS reads of the index or MAX_EXAMINED
-        entries, and may then return fewer items (even none) with a next_cursor."""
+        entries, and may then return fewer items (even none) with a next_cursor.
+        Entries it meets whose task is gone are removed from the index on the way."""
         scan = await self._index.scan(
             self._cursors.decode(cursor) if cursor else None, max_reads=MAX_INDEX_READS
         )
         items: list[Task] = []
+        dangling: list[Listed] = []
+        unused: Sequence[Listed] = []
         examined = 0
         # First as many as the page needs; more each round if entries turn out to be
         # filtered out, deleted or stray.
@@ -102,13 +129,35 @@ class TaskService:
             found = await self._state.get_many([task_key(c.task_id) for c in batch])
             for position, candidate in enumerate(batch):
                 stored = found.get(task_key(candidate.task_id))
-                if stored is not None:
-                    record = TaskRecord.from_bytes(stored.data)
-                    if record.lists_as(candidate.seq) and status in (None, record.task.status):
+                record = TaskRecord.from_bytes(stored.data) if stored is not None else None
+                if record is not None and record.lists_as(candidate.seq):
+                    if status in (None, record.task.status):
                         items.append(record.task)
+                elif self._abandoned(candidate, record):
+                    dangling.append(candidate)
                 if len(items) == limit:
-                    return await self._page(items, scan, unused=batch[position + 1 :])
-        return await self._page(items, scan, unused=[])
+                    unused = batch[position + 1 :]
+                    break
+        page = await self._page(items, scan, unused)
+        await self._repair(dangling)
+        return page
+
+    def _abandoned(self, entry: Listed, record: TaskRecord | None) -> bool:
+        """Whether an index entry that does not list its task will never list it: the
+        task is deleted or records another entry, or it is missing long after the entry
+        was added (a create still on its way to its commit has a young entry)."""
+        if record is not None:
+            return True
+        return entry.added_before(self._clock() - ABANDONED_ENTRY_AFTER)
+
+    async def _repair(self, dangling: Sequence[Listed]) -> None:
+        if not dangling:
+            return
+        try:
+            await self._index.repair(dangling)
+        except (InfrastructureUnavailable, TooMuchContention) as error:
+            # The list is answered all the same; the next one meets them again.
+            logger.warning("%d stale index entries left for now (%s)", len(dangling), error)
 
     async def _page(
         self, items: Sequence[Task], scan: IndexScan, unused: Sequence[Listed]
@@ -136,13 +185,14 @@ class TaskService:
         )
         if idempotency_key is None:
             # A new id: no other request can know it, so nothing can race this write.
-            return await self._commit_new(task, now)
+            async with self._write_slot():
+                return await self._commit_new(task, now)
         task = await self._claim_idempotency_key(idempotency_key, request, task)
         # Requests with the same key share the id: the first to hold the task's lease
         # commits it, the others find it. Without the lease two could both find it
         # absent and commit, and the later commit would undo a delete in between
         # (state.redis applies an etag-less write in a transaction whatever is stored).
-        async with task_lease(self._state, task.id):
+        async with self._leased(task.id):
             stored = await self._state.get(task_key(task.id))
             if stored is None:
                 return await self._commit_new(task, now)
@@ -154,8 +204,12 @@ class TaskService:
         return existing
 
     async def _commit_new(self, task: Task, now: datetime) -> TaskRecord:
-        # Index first: a task is never committed without being listable.
-        record = created_record(task, await self._index.add(task.id, task.created_at))
+        # Index first: a task is never committed without being listable. The entry
+        # is added at `now`, not at the task's creation: a replayed create commits now.
+        record = created_record(task, await self._index.add(task.id, now))
+        if self._clock() - now > CREATE_COMMIT_WINDOW:
+            # Lists may take the entry for one whose create died: too late to commit.
+            raise InfrastructureUnavailable(f"the create of task {task.id} took too long")
         await self._state.save_with_event(
             task_key(task.id),
             record.to_bytes(),
@@ -164,7 +218,9 @@ class TaskService:
         )
         return record
 
-    async def update(self, task_id: UUID, changes: TaskUpdate, if_match: str | None) -> TaskRecord:
+    async def update(
+        self, task_id: UUID, changes: TaskUpdate, if_match: frozenset[str] | None
+    ) -> TaskRecord:
         fields = changes.model_dump(exclude_unset=True)
 
         def apply(task: Task, now: datetime) -> tuple[Task, EventType] | None:
@@ -176,7 +232,7 @@ class TaskService:
         return await self._change(task_id, if_match, apply)
 
     async def change_status(
-        self, task_id: UUID, status: TaskStatus, if_match: str | None
+        self, task_id: UUID, status: TaskStatus, if_match: frozenset[str] | None
     ) -> TaskRecord:
         def apply(task: Task, now: datetime) -> tuple[Task, EventType] | None:
             if task.status == status:
@@ -186,8 +242,8 @@ class TaskService:
 
         return await self._change(task_id, if_match, apply)
 
-    async def delete(self, task_id: UUID, if_match: str | None) -> None:
-        async with task_lease(self._state, task_id):
+    async def delete(self, task_id: UUID, if_match: frozenset[str] | None) -> None:
+        async with self._leased(task_id):
             loaded = await self._load(task_id)
             self._check_precondition(loaded, if_match)
             now = self._clock()
@@ -212,8 +268,18 @@ class TaskService:
 
     # --- helpers -------------------------------------------------------------------
 
-    async def _change(self, task_id: UUID, if_match: str | None, change: Change) -> TaskRecord:
-        async with task_lease(self._state, task_id):
+    @contextlib.asynccontextmanager
+    async def _leased(self, task_id: UUID) -> AsyncIterator[None]:
+        """The task's lease, then a write slot: while a write waits for another writer
+        of the same task it holds no slot, so a busy task cannot hold up writes to
+        every other task."""
+        async with task_lease(self._state, task_id, clock=self._lease_clock), self._write_slot():
+            yield
+
+    async def _change(
+        self, task_id: UUID, if_match: frozenset[str] | None, change: Change
+    ) -> TaskRecord:
+        async with self._leased(task_id):
             loaded = await self._load(task_id)
             self._check_precondition(loaded, if_match)
             now = self._clock()
@@ -231,8 +297,9 @@ class TaskService:
             return record
 
     @staticmethod
-    def _check_precondition(loaded: _Loaded, if_match: str | None) -> None:
-        if if_match is not None and if_match != loaded.record.revision:
+    def _check_precondition(loaded: _Loaded, if_match: frozenset[str] | None) -> None:
+        """`if_match`: the revisions the caller accepts (None: any)."""
+        if if_match is not None and loaded.record.revision not in if_match:
             raise PreconditionFailed(str(loaded.record.task.id))
 
     async def _load_optional(self, task_id: UUID) -> _Loaded | None:
@@ -251,16 +318,13 @@ class TaskService:
         return loaded
 
     async def _claim_idempotency_key(self, key: str, request: TaskCreate, task: Task) -> Task:
-        """The task this key creates: ours if the key is new, else the first request's."""
+        """The task this key creates: ours if the key is new (or its claim expired),
+        else the first request's."""
         state_key = "idempotency:" + hashlib.sha256(key.encode()).hexdigest()
-        claim = _IdempotentCreate(request=request, task=task)
+        claim = _IdempotentCreate(request=request, task=task).model_dump_json().encode()
         try:
             await self._state.save(
-                state_key,
-                claim.model_dump_json().encode(),
-                etag=None,
-                first_write=True,
-                ttl_seconds=IDEMPOTENCY_TTL_SECONDS,
+                state_key, claim, etag=None, first_write=True, ttl_seconds=IDEMPOTENCY_TTL_SECONDS
             )
             return task
         except EtagMismatch:
@@ -268,6 +332,16 @@ class TaskService:
             if stored is None:  # expired between the two calls: claim it again
                 return await self._claim_idempotency_key(key, request, task)
             first = _IdempotentCreate.model_validate_json(stored.data)
+            if first.expired(self._clock()):
+                # Its TTL was lost (state.redis sets it in a second command): take the
+                # key over at the version read, so that one racing retry gets it.
+                try:
+                    await self._state.save(
+                        state_key, claim, etag=stored.etag, ttl_seconds=IDEMPOTENCY_TTL_SECONDS
+                    )
+                    return task
+                except EtagMismatch:
+                    return await self._claim_idempotency_key(key, request, task)
             if first.request != request:
                 raise IdempotencyKeyReused(key) from None
             return first.task

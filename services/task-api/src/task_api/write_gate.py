@@ -1,49 +1,47 @@
-"""Writes pass the event pipeline's back-pressure at the door (task_api.backpressure):
-one waits for a write slot up to HOLD_SECONDS and is refused (503) without one, before
-its body is read or a route runs, so that held and refused writes cost little of the
-CPU the events need to catch up."""
+"""Writes pass the event pipeline's back-pressure (task_api.backpressure) through a write
+slot, taken only when a write is ready for the store: its body has arrived and been
+checked (task_api.body_guard reads it first, with a deadline), and it holds its task's
+lease (TaskService takes the lease first). A slow client, or a write waiting for another
+writer of the same task, holds no slot that writes to other tasks need. A write that
+gets no slot within HOLD_SECONDS is refused with 503 and Retry-After, and has changed
+nothing."""
 
-from collections.abc import Callable
+import contextlib
+from contextlib import AbstractAsyncContextManager
 
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from prometheus_client import Counter
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from dapr_service_kit.api_key import route_path
-from dapr_service_kit.asgi_refusal import refuse
 from task_api.backpressure import NoSlot, WriteLimiter
+from task_api.tasks import WriteSlot
 
-WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 REFUSAL = "notifications are falling behind the writes; retry shortly"
-RETRY_AFTER = [(b"retry-after", b"1")]
+RETRY_AFTER_SECONDS = 1
 HOLD_SECONDS = 1.0
 REFUSED = Counter("writes_refused_total", "Writes refused because no slot freed up in time")
 
 
-class WriteGate:
-    def __init__(self, app: ASGIApp, *, limiter: Callable[[Scope], WriteLimiter | None]) -> None:
-        self._app = app
-        self._limiter = limiter
+def _no_limit() -> AbstractAsyncContextManager[None]:
+    return contextlib.nullcontext()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        limiter = (
-            self._limiter(scope)
-            if scope["type"] == "http"
-            and scope["method"] in WRITE_METHODS
-            and route_path(scope).startswith("/tasks")
-            else None
+
+def write_slots(limiter: WriteLimiter | None) -> WriteSlot:
+    """What TaskService enters around each write's store work (None: back-pressure
+    off, writes are never held)."""
+    if limiter is None:
+        return _no_limit
+    # HOLD_SECONDS is read at each write, so that a test can shorten it.
+    return lambda: limiter.slot(HOLD_SECONDS)
+
+
+def install_refusal(app: FastAPI) -> None:
+    async def refused(_: Request, error: Exception) -> JSONResponse:
+        REFUSED.inc()
+        return JSONResponse(
+            {"detail": REFUSAL},
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
-        if limiter is None:
-            await self._app(scope, receive, send)
-            return
-        try:
-            async with limiter.slot(HOLD_SECONDS):
-                await self._app(scope, receive, send)
-        except NoSlot:
-            REFUSED.inc()
-            await refuse(send, 503, REFUSAL, RETRY_AFTER)
 
-
-def runtime_limiter(scope: Scope) -> WriteLimiter | None:
-    """The limiter the app's lifespan put on its runtime (None: back-pressure off)."""
-    limiter: WriteLimiter | None = scope["app"].state.runtime.write_limiter
-    return limiter
+    app.add_exception_handler(NoSlot, refused)
