@@ -13,7 +13,6 @@ import itertools
 import json
 import os
 import signal
-import subprocess
 import time
 from collections import Counter
 from pathlib import Path
@@ -22,36 +21,19 @@ from typing import Any
 import httpx
 import pytest
 
+from harness.kubernetes import app_pods, kubectl, ready_containers
 from harness.polling import eventually
 
 pytestmark = pytest.mark.skipif(
     "TASK_PLATFORM_TILT_DIR" not in os.environ, reason="runs under `make e2e-k8s` (a cluster)"
 )
-NAMESPACE = "task-platform"
 API_KEY = "dev-task-api-key"
 IDLE_CORES = 0.1
 
 
-def kubectl(*args: str) -> str:
-    return subprocess.run(
-        [os.environ["KUBECTL"], "-n", NAMESPACE, *args], check=True, capture_output=True, text=True
-    ).stdout
-
-
-def pods(app: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = json.loads(
-        kubectl("get", "pods", "-l", f"app.kubernetes.io/name={app}", "-o", "json")
-    )["items"]
-    return [p for p in items if p["metadata"].get("deletionTimestamp") is None]
-
-
 def all_ready(app: str) -> bool:
-    running = pods(app)
-    return len(running) == 2 and all(
-        all(s["ready"] for s in p["status"].get("containerStatuses", []))
-        and len(p["status"].get("containerStatuses", [])) == 2
-        for p in running
-    )
+    running = app_pods(app)
+    return len(running) == 2 and all(ready_containers(p) == (2, 2) for p in running)
 
 
 def service_url() -> str:
@@ -138,14 +120,14 @@ async def test_every_acknowledged_create_survives_a_deleted_and_a_killed_pod() -
 
         await eventually(reached, within=120, what=f"{target} creates through the Service")
 
-    first, second = (p["metadata"]["name"] for p in pods("task-api"))
+    first, second = (p["metadata"]["name"] for p in app_pods("task-api"))
     headers = {"X-API-Key": API_KEY}
     async with httpx.AsyncClient(base_url=service_url(), headers=headers, timeout=10) as client:
         load = [asyncio.create_task(worker(client)) for _ in range(6)]
         await fifty_more()
         kubectl("delete", "pod", first, "--wait=false")
         await fifty_more()
-        victim = next(p for p in pods("task-api") if p["metadata"]["name"] == second)
+        victim = next(p for p in app_pods("task-api") if p["metadata"]["name"] == second)
         for pid in pod_processes(victim):
             os.kill(pid, signal.SIGKILL)
         await fifty_more()

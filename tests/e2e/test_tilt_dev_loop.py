@@ -9,10 +9,8 @@ developer's files) and passes:
     KUBECTL, KUBECONFIG      the cluster's kubectl and kubeconfig
 """
 
-import json
 import os
 import re
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -21,32 +19,14 @@ from uuid import uuid4
 import httpx
 import pytest
 
+from harness.kubernetes import app_pods, kubectl, ready_containers
 from harness.processes import wait_until
 
 pytestmark = pytest.mark.skipif(
     "TASK_PLATFORM_TILT_DIR" not in os.environ, reason="runs under `make e2e-k8s` (a cluster)"
 )
-NAMESPACE = "task-platform"
 APPS = ("task-api", "notification-service")
 TASK_API = "http://127.0.0.1:8000"
-
-
-def kubectl(*args: str) -> str:
-    return subprocess.run(
-        [os.environ["KUBECTL"], "-n", NAMESPACE, *args], check=True, capture_output=True, text=True
-    ).stdout
-
-
-def app_pods(app: str) -> list[dict[str, Any]]:
-    pods: list[dict[str, Any]] = json.loads(
-        kubectl("get", "pods", "-l", f"app.kubernetes.io/name={app}", "-o", "json")
-    )["items"]
-    return [p for p in pods if p["metadata"].get("deletionTimestamp") is None]
-
-
-def ready_containers(pod: dict[str, Any]) -> tuple[int, int]:
-    statuses = pod["status"].get("containerStatuses", [])
-    return sum(1 for s in statuses if s["ready"]), len(pod["spec"]["containers"])
 
 
 REPLICAS = 2

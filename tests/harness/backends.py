@@ -405,6 +405,17 @@ class Redis:
     def kill(self) -> None:
         self.process.kill()
 
+    def stream_entries(self, stream: str, needle: str) -> list[str]:
+        """The lines of XRANGE over `stream` that hold `needle` (each entry's CloudEvent
+        is one line): what the broker itself keeps, whoever consumed it."""
+        entries = subprocess.run(
+            ["redis-cli", "-p", str(self.port), "XRANGE", stream, "-", "+"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.splitlines()
+        return [entry for entry in entries if needle in entry]
+
 
 def redis_ping(port: int) -> bool:
     try:

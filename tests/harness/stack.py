@@ -337,3 +337,10 @@ async def notifications_for(
 
 def log_lines(process: ManagedProcess, needle: str) -> list[str]:
     return [line for line in process.log_path.read_text().splitlines() if needle in line]
+
+
+def task_events_of(stack: Stack, task_id: str) -> list[str]:
+    """The entries of the task-events stream that name the task, as Redis keeps them
+    (the Redis profile only)."""
+    assert stack.backend.redis is not None
+    return stack.backend.redis.stream_entries("task-events", task_id)

@@ -5,31 +5,16 @@ app put there carried the client's baggage with it. Only the W3C trace context g
 The CloudEvent is read where notification-service's sidecar reads it from, the
 task-events stream in Redis, once notification-service has recorded its delivery."""
 
-import subprocess
-
 import httpx
 import pytest
 
 from harness.backends import only_on_redis
 from harness.polling import eventually
-from harness.stack import RunningStack, Stack, notifications_for
+from harness.stack import RunningStack, Stack, notifications_for, task_events_of
 
 pytestmark = only_on_redis("reads the CloudEvent from the task-events stream in Redis")
 
 BAGGAGE = "user.id=alice,secret=hunter2"
-
-
-def stream_entries(stack: Stack, task_id: str) -> list[str]:
-    """The lines of the task-events stream that name the task (each entry's CloudEvent
-    is one line)."""
-    assert stack.backend.redis is not None
-    entries = subprocess.run(
-        ["redis-cli", "-p", str(stack.backend.redis.port), "XRANGE", "task-events", "-", "+"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
-    return [entry for entry in entries if task_id in entry]
 
 
 async def test_a_clients_baggage_is_in_no_event(
@@ -52,7 +37,7 @@ async def test_a_clients_baggage_is_in_no_event(
         return found if len(found) == 2 else None
 
     await eventually(delivered, what="notification-service to record both events")
-    events = stream_entries(stack, task_id)
+    events = task_events_of(stack, task_id)
     assert len(events) == 2, events
     for event in events:
         assert "traceparent" in event, event  # the trace context still travels

@@ -3,14 +3,13 @@ retries during a notification-service outage must not hold back other tasks' eve
 On one shared pool they held every worker, and no event was relayed until the outage
 ended."""
 
-import subprocess
 from typing import Any
 
 import pytest
 
 from harness.backends import only_on_redis
 from harness.polling import eventually
-from harness.stack import Stack, log_lines, task_api_client
+from harness.stack import Stack, log_lines, task_api_client, task_events_of
 
 # Two subscription workers per sidecar: two completions retrying notify hold them all.
 # (Kafka has no such pool: a partition's deliveries are sequential, its partitions are
@@ -19,19 +18,6 @@ pytestmark = [
     pytest.mark.stack_variant(component_metadata={"pubsub": {"concurrency": "2"}}),
     only_on_redis("pubsub.redis' worker pool (concurrency) and its streams"),
 ]
-
-
-def published_for(stack: Stack, task_id: str) -> list[str]:
-    """The messages on the task-events stream that name the task (read from Redis
-    itself: notification-service, the one consumer, is down)."""
-    assert stack.backend.redis is not None
-    entries = subprocess.run(
-        ["redis-cli", "-p", str(stack.backend.redis.port), "XRANGE", "task-events", "-", "+"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
-    return [entry for entry in entries if task_id in entry]
 
 
 async def test_events_are_relayed_while_every_subscription_worker_retries(
@@ -65,7 +51,7 @@ async def test_events_are_relayed_while_every_subscription_worker_retries(
         task = (await api.post("/tasks", json={"title": "Relayed all the same"})).json()
 
         async def relayed() -> list[str]:
-            return published_for(own_stack, task["id"])
+            return task_events_of(own_stack, task["id"])
 
         await eventually(relayed, within=20, what="the new task's task.created on task-events")
         service.sidecar.start()

@@ -7,8 +7,15 @@ from starlette.types import Send
 
 
 async def refuse(
-    send: Send, status: int, detail: str, headers: Sequence[tuple[bytes, bytes]] = ()
+    send: Send,
+    status: int,
+    detail: str,
+    headers: Sequence[tuple[bytes, bytes]] = (),
+    *,
+    more_body: bool = False,
 ) -> None:
+    """Send the whole answer; with `more_body` the response stays open (its caller ends
+    it later with an empty body message)."""
     body = json.dumps({"detail": detail}).encode()
     await send(
         {
@@ -21,4 +28,4 @@ async def refuse(
             ],
         }
     )
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": body, "more_body": more_body})

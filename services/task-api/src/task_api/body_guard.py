@@ -18,7 +18,6 @@ closes.
 
 import asyncio
 import contextlib
-import json
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -155,19 +154,7 @@ async def _answer_then_linger(
 ) -> None:
     """Send the whole answer, drop what the client still sends for LINGER_SECONDS (if
     `linger`), then end the response, and with it the connection."""
-    content = json.dumps({"detail": detail}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(content)).encode()),
-                *CLOSE,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": content, "more_body": True})
+    await refuse(send, status, detail, CLOSE, more_body=True)
     if linger:
         with contextlib.suppress(TimeoutError, _Disconnected):
             async with asyncio.timeout(LINGER_SECONDS):
