@@ -1,9 +1,11 @@
 """Exactly-once recording on an in-memory store."""
 
 import asyncio
+import json
 import logging
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -16,12 +18,19 @@ from notification_service.notification_log import (
     RECENT_SHARDS,
     Claim,
     DeliveryInProgress,
+    HoldExpired,
     NotificationLog,
     claim_key,
     describe,
     recent_shard_key,
 )
 from notification_service.ports import EtagMismatch, InfrastructureUnavailable, Versioned
+from notification_service.timing import AttemptTiming
+
+# Unhurried for the tests that are not about time: a 3 s hold, take-over after 4 s.
+UNHURRIED = AttemptTiming(call_seconds=1.0)
+# For the tests about holds and take-overs: a 0.3 s hold, take-over after 0.4 s.
+QUICK = AttemptTiming(call_seconds=0.1, cancel_margin_seconds=0.1, poll_seconds=0.02)
 
 
 class Clock:
@@ -33,8 +42,16 @@ class Clock:
         return self.now
 
 
-def make_log(state: MemoryState, capacity: int = 100) -> NotificationLog:
-    return NotificationLog(state, capacity=capacity, dedupe_ttl_seconds=60, clock=Clock())
+def make_log(
+    state: MemoryState,
+    capacity: int = 100,
+    *,
+    timing: AttemptTiming = UNHURRIED,
+    clock: Callable[[], datetime] | None = None,
+) -> NotificationLog:
+    return NotificationLog(
+        state, capacity=capacity, dedupe_ttl_seconds=60, clock=clock or Clock(), timing=timing
+    )
 
 
 def log_clock(log: NotificationLog) -> Clock:
@@ -44,11 +61,25 @@ def log_clock(log: NotificationLog) -> Clock:
 
 
 async def record(
-    log: NotificationLog, event_id: str, kind: NotificationKind = NotificationKind.NOTIFY
+    log: NotificationLog,
+    event_id: str,
+    kind: NotificationKind = NotificationKind.NOTIFY,
+    *,
+    wait_seconds: float | None = None,
 ) -> bool:
     return await log.record(
-        kind, event_id=event_id, event_type="task.completed", task_id=uuid4(), title="T", priority=2
+        kind,
+        event_id=event_id,
+        event_type="task.completed",
+        task_id=uuid4(),
+        title="T",
+        priority=2,
+        wait_seconds=wait_seconds,
     )
+
+
+def notify_lines(caplog: pytest.LogCaptureFixture) -> int:
+    return sum(1 for r in caplog.records if r.name == "notifications")
 
 
 def test_bidi_overrides_and_line_separators_are_escaped() -> None:
@@ -81,11 +112,105 @@ async def test_the_same_event_may_be_both_activity_and_notify(state: MemoryState
     assert len(await log.recent(10)) == 2
 
 
-async def test_concurrent_deliveries_record_once(state: MemoryState) -> None:
+async def test_concurrent_deliveries_record_once_and_answer_only_after_the_line(
+    state: MemoryState, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The deliveries that arrive while the first records used to be answered
+    "duplicate" at once, before anything was logged."""
     log = make_log(state)
-    outcomes = await asyncio.gather(*(record(log, "same") for _ in range(10)))
-    assert outcomes.count(True) == 1
+    caplog.set_level(logging.INFO, logger="notifications")
+
+    async def lines_when_answered() -> tuple[bool, int]:
+        recorded = await record(log, "same")
+        return recorded, notify_lines(caplog)
+
+    outcomes = await asyncio.gather(*(lines_when_answered() for _ in range(10)))
+    assert [recorded for recorded, _ in outcomes].count(True) == 1
+    assert {lines for _, lines in outcomes} == {1}
     assert len(await log.recent(10)) == 1
+
+
+@dataclass
+class StallsFirstClaim(MemoryState):
+    """The first claim write waits until released, as a write to a stalled store does,
+    then fails: the store refused it, or (`stored`) committed it and the answer was
+    lost. Every other call goes through."""
+
+    stored: bool = False
+    stalled: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def save(self, key: str, data: bytes, **kwargs: Any) -> None:
+        if key.startswith("seen:") and not self.stalled.is_set():
+            self.stalled.set()
+            await self.release.wait()
+            if self.stored:
+                await super().save(key, data, **kwargs)
+            raise InfrastructureUnavailable("deadline exceeded (fake)")
+        await super().save(key, data, **kwargs)
+
+
+@pytest.mark.parametrize("stored", [False, True], ids=["refused", "answer-lost"])
+async def test_a_delivery_during_an_attempt_that_fails_is_not_answered_success(
+    stored: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """notify timed out at task-api's sidecar while the store stalled; its retry was
+    answered "duplicate" at once, then the first attempt failed: no line, ever."""
+    state = StallsFirstClaim(stored=stored)
+    log = make_log(state)
+    caplog.set_level(logging.INFO, logger="notifications")
+    first = asyncio.create_task(record(log, "e1"))
+    await state.stalled.wait()
+    retry = asyncio.create_task(record(log, "e1", wait_seconds=5))
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert not retry.done()  # it waits for the first attempt's outcome
+    state.release.set()
+    for delivery in (first, retry):
+        with pytest.raises(InfrastructureUnavailable):
+            await delivery
+    assert notify_lines(caplog) == 0
+    # The next retry writes it, at once: the claim (if stored) was this process's own
+    # attempt's, which has ended.
+    assert await record(log, "e1", wait_seconds=0.5) is True
+    assert notify_lines(caplog) == 1
+    assert await record(log, "e1") is False
+    assert notify_lines(caplog) == 1
+    assert Claim.model_validate_json(
+        state.items[claim_key(NotificationKind.NOTIFY, "e1")].data
+    ).logged
+
+
+@dataclass
+class SlowShards(MemoryState):
+    """Writes to a recent shard wait until released (a store that stalls mid-attempt)."""
+
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set once an attempt holds its claim and waits at its listing.
+    listing: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def save(self, key: str, data: bytes, **kwargs: Any) -> None:
+        if key.startswith("notifications:recent:"):
+            self.listing.set()
+            await self.release.wait()
+        await super().save(key, data, **kwargs)
+
+
+async def test_a_delivery_that_outwaits_its_budget_asks_again_and_the_line_is_written_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    state = SlowShards()
+    log = make_log(state)
+    caplog.set_level(logging.INFO, logger="notifications")
+    first = asyncio.create_task(record(log, "e1"))
+    await state.listing.wait()
+    with pytest.raises(DeliveryInProgress):
+        await record(log, "e1", wait_seconds=0.05)
+    assert notify_lines(caplog) == 0
+    state.release.set()
+    assert await first is True
+    assert await record(log, "e1", wait_seconds=0.05) is False
+    assert notify_lines(caplog) == 1
 
 
 class InterleavingState(MemoryState):
@@ -210,10 +335,6 @@ class LosesAnswers(MemoryState):
             raise InfrastructureUnavailable("answer lost (fake)")
 
 
-def notify_lines(caplog: pytest.LogCaptureFixture) -> int:
-    return sum(1 for r in caplog.records if r.name == "notifications")
-
-
 async def test_a_delivery_whose_listing_answer_was_lost_is_logged_by_the_redelivery(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -233,8 +354,7 @@ async def test_a_delivery_whose_listing_answer_was_lost_is_logged_by_the_redeliv
 
 
 async def test_a_crash_after_the_claim_is_repaired_by_the_redelivery(state: MemoryState) -> None:
-    log = make_log(state)
-    state.down = False
+    log = make_log(state, timing=QUICK)
     # As if the first delivery had claimed the event and died before listing it.
     claim = Claim(
         notification=Notification(
@@ -262,12 +382,13 @@ async def test_a_redelivery_while_another_attempt_may_still_finish_asks_to_wait(
             received_at=now, message="NOTIFY task.completed",
         ),
         taken_at=now,
+        holder="another replica",
     )  # fmt: skip
     await state.save(
         claim_key(NotificationKind.NOTIFY, "e1"), claim.model_dump_json().encode(), etag=None
     )
     with pytest.raises(DeliveryInProgress):
-        await record(log, "e1")
+        await record(log, "e1", wait_seconds=0.3)
     assert await log.recent(10) == []
 
 
@@ -306,3 +427,233 @@ async def test_recent_is_newest_first_and_limited(state: MemoryState) -> None:
     for i in range(5):
         await record(log, f"e{i}")
     assert [n.event_id for n in await log.recent(2)] == ["e4", "e3"]
+
+
+class WallClock:
+    """A replica's wall clock: the shared time plus the replica's own skew."""
+
+    base = datetime(2026, 11, 28, 12, tzinfo=UTC)
+
+    def __init__(self, shared: list[timedelta], skew: timedelta = timedelta(0)) -> None:
+        self.shared = shared
+        self.skew = skew
+
+    def __call__(self) -> datetime:
+        return self.base + self.shared[0] + self.skew
+
+
+@pytest.mark.parametrize(
+    ("skew", "elapsed"),
+    [
+        (timedelta(0), timedelta(seconds=3)),  # a live attempt slower than the old 2 s
+        (timedelta(seconds=2), timedelta(0)),  # the other node's clock 2 s ahead
+        (timedelta(hours=1), timedelta(0)),
+    ],
+    ids=["slow-attempt", "clock-2s-ahead", "clock-1h-ahead"],
+)
+async def test_a_live_attempt_is_not_taken_over_by_another_replica(
+    skew: timedelta, elapsed: timedelta, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Replica A holds the claim, its listing stalled; replica B gets a redelivery. B
+    used to take the claim over once A's `taken_at` looked 2 s old by B's clock, and
+    both logged."""
+    state = SlowShards()
+    shared_time = [timedelta(0)]
+    replica_a = make_log(state, clock=WallClock(shared_time))
+    # The same keys, through a sidecar of its own that does not stall.
+    replica_b = make_log(MemoryState(items=state.items), clock=WallClock(shared_time, skew))
+    caplog.set_level(logging.INFO, logger="notifications")
+    first = asyncio.create_task(record(replica_a, "e1"))
+    await state.listing.wait()
+    shared_time[0] += elapsed
+    with pytest.raises(DeliveryInProgress):
+        await record(replica_b, "e1", wait_seconds=0.2)
+    state.release.set()
+    assert await first is True
+    assert await record(replica_b, "e1", wait_seconds=0.2) is False
+    assert notify_lines(caplog) == 1
+
+
+async def test_an_abandoned_claim_is_taken_over_after_the_longest_hold_whatever_the_clocks(
+    state: MemoryState, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A replica died holding the claim. The one that gets the redelivery takes it over
+    once it has watched the claim stay unfinished for longer than a hold, by its own
+    monotonic clock: its wall clock an hour behind (the claim looks an hour in the
+    future) changes nothing."""
+    shared_time = [timedelta(0)]
+    claim = Claim(
+        notification=Notification(
+            event_id="e1", kind=NotificationKind.NOTIFY, event_type="task.completed",
+            received_at=WallClock.base, message="NOTIFY task.completed",
+        ),
+        taken_at=WallClock.base,
+        holder="a replica that died",
+    )  # fmt: skip
+    key = claim_key(NotificationKind.NOTIFY, "e1")
+    await state.save(key, claim.model_dump_json().encode(), etag=None)
+    survivor = make_log(state, timing=QUICK, clock=WallClock(shared_time, skew=-timedelta(hours=1)))
+    caplog.set_level(logging.INFO, logger="notifications")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert await record(survivor, "e1") is True
+    assert loop.time() - started >= QUICK.take_over_after_seconds
+    assert notify_lines(caplog) == 1
+    assert Claim.model_validate_json(state.items[key].data).logged
+
+
+async def test_watching_starts_again_when_the_claim_changes_hands(
+    state: MemoryState,
+) -> None:
+    """A claim taken over by a third replica is a new attempt, watched from scratch."""
+    key = claim_key(NotificationKind.NOTIFY, "e1")
+    claim = Claim(
+        notification=Notification(
+            event_id="e1", kind=NotificationKind.NOTIFY, event_type="task.completed",
+            received_at=WallClock.base, message="NOTIFY task.completed",
+        ),
+        taken_at=WallClock.base,
+        holder="first",
+    )  # fmt: skip
+    await state.save(key, claim.model_dump_json().encode(), etag=None)
+    watcher = make_log(state, timing=QUICK)
+    watching = asyncio.create_task(record(watcher, "e1", wait_seconds=0.3))
+    await asyncio.sleep(QUICK.take_over_after_seconds / 2)  # the fake's "third replica"
+    taken = claim.model_copy(update={"holder": "third"})
+    await state.save(key, taken.model_dump_json().encode(), etag=state.items[key].etag)
+    with pytest.raises(DeliveryInProgress):
+        await watching
+    assert Claim.model_validate_json(state.items[key].data).holder == "third"
+
+
+@dataclass
+class DelayedShards(MemoryState):
+    """Writes to a recent shard take `delay` seconds: a slow store."""
+
+    delay: float = 0.0
+
+    async def save(self, key: str, data: bytes, **kwargs: Any) -> None:
+        if key.startswith("notifications:recent:"):
+            await asyncio.sleep(self.delay)
+        await super().save(key, data, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "delay",
+    [
+        # Listed after the time to log has passed, within the hold: no line.
+        QUICK.log_within_seconds(1) + QUICK.call_seconds / 2,
+        # Still listing when the hold ends: cut off.
+        QUICK.hold_seconds * 3,
+    ],
+    ids=["past-log-time", "past-hold"],
+)
+async def test_an_attempt_too_slow_for_its_hold_writes_no_line_and_the_next_one_here_does(
+    delay: float, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Past its time a holder may already have been taken over elsewhere: it gives up
+    without its line. The next attempt in the same process knows that holder has ended
+    and takes the claim over at once, without watching it."""
+    state = DelayedShards(delay=delay)
+    log = make_log(state, timing=QUICK)
+    caplog.set_level(logging.INFO, logger="notifications")
+    with pytest.raises(HoldExpired):
+        await record(log, "e1")
+    assert notify_lines(caplog) == 0
+    state.delay = 0
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert await record(log, "e1", wait_seconds=QUICK.take_over_after_seconds) is True
+    assert loop.time() - started < QUICK.take_over_after_seconds
+    assert notify_lines(caplog) == 1
+
+
+@dataclass
+class LosesTheMark(MemoryState):
+    """The write marking a claim logged fails once (its answer lost, the write not
+    done)."""
+
+    failed: bool = False
+
+    async def save(self, key: str, data: bytes, **kwargs: Any) -> None:
+        marking = key.startswith("seen:") and b'"logged":true' in data
+        if marking and not self.failed:
+            self.failed = True
+            raise InfrastructureUnavailable("deadline exceeded (fake)")
+        await super().save(key, data, **kwargs)
+
+
+async def test_a_line_logged_but_not_marked_is_marked_by_the_next_attempt_here_not_repeated(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    state = LosesTheMark()
+    log = make_log(state)
+    caplog.set_level(logging.INFO, logger="notifications")
+    with pytest.raises(InfrastructureUnavailable):
+        await record(log, "e1")
+    assert notify_lines(caplog) == 1
+    assert await record(log, "e1", wait_seconds=0.5) is False
+    assert notify_lines(caplog) == 1
+    key = claim_key(NotificationKind.NOTIFY, "e1")
+    assert Claim.model_validate_json(state.items[key].data).logged
+
+
+def test_a_take_over_waits_longer_than_any_hold_and_a_holder_leaves_time_to_mark() -> None:
+    timing = AttemptTiming()
+    assert timing.take_over_after_seconds > timing.hold_seconds
+    for mark_calls in (1, 2):
+        assert 0 < timing.log_within_seconds(mark_calls) <= timing.hold_seconds - mark_calls * 5
+    assert timing.watch_seconds > timing.take_over_after_seconds
+
+
+async def test_the_feed_outlives_the_claims(state: MemoryState) -> None:
+    """Claims live for the dedupe TTL, minutes; the recent list keeps what the feed
+    shows, line included, until newer notifications push it out."""
+    log = make_log(state)
+    assert await record(log, "e1")
+    [before] = await log.recent(10)
+    for key in [k for k in state.items if k.startswith("seen:")]:
+        del state.items[key]  # the TTL ran out
+    assert await log.recent(10) == [before]
+    assert before.message.startswith("NOTIFY task.completed task=")
+
+
+async def test_a_claim_holds_no_copy_of_the_notification(state: MemoryState) -> None:
+    """Every write keeps its claim for the dedupe TTL: it is what Redis holds per write."""
+    log = make_log(state)
+    assert await record(log, "e1")
+    stored = state.items[claim_key(NotificationKind.NOTIFY, "e1")].data
+    assert set(json.loads(stored)) == {"taken_at", "holder", "logged"}
+    assert len(stored) < 120
+
+
+async def test_entries_of_the_older_format_are_read_from_their_claims(state: MemoryState) -> None:
+    """Before the recent list carried notifications, an entry named one and its claim
+    held it; such an entry whose claim has expired is skipped."""
+    log = make_log(state)
+    kept, expired = (
+        Notification(
+            event_id=event_id, kind=NotificationKind.NOTIFY, event_type="task.completed",
+            received_at=WallClock.base - timedelta(minutes=1, seconds=n),
+            message=f"NOTIFY {event_id}",
+        )
+        for n, event_id in enumerate(["old-kept", "old-expired"])
+    )  # fmt: skip
+    for notification in (kept, expired):
+        shard = recent_shard_key(notification.kind, notification.event_id)
+        entries = json.loads(state.items[shard].data) if shard in state.items else []
+        entries.append(
+            notification.model_dump(mode="json", include={"kind", "event_id", "received_at"})
+        )
+        await state.save(
+            shard,
+            json.dumps(entries).encode(),
+            etag=state.items[shard].etag if shard in state.items else None,
+        )
+    legacy = Claim(notification=kept, taken_at=kept.received_at, logged=True)
+    await state.save(
+        claim_key(kept.kind, kept.event_id), legacy.model_dump_json().encode(), etag=None
+    )
+    assert await record(log, "new")
+    assert [n.event_id for n in await log.recent(10)] == ["new", "old-kept"]
+    assert (await log.recent(10))[1] == kept

@@ -1,6 +1,6 @@
 """Writes slow down while notifications trail them by more than the target, and only
 then: reads always go through, and an unreachable notification-service holds nothing
-back."""
+back until the broker's bounded backlog would be at risk."""
 
 import asyncio
 import contextlib
@@ -212,6 +212,31 @@ async def test_an_unreachable_notification_service_holds_nothing_back(ports: Fak
     ports.notifications.failing = False
     assert await limiter.ask_once() is True
     assert limiter.limit == 1  # back to what the lag allows
+
+
+async def test_writes_nobody_confirms_stop_at_what_the_stream_keeps(ports: FakePorts) -> None:
+    """While notification-service does not answer, a replica admits a bounded number of
+    writes, then refuses until it answers again: the broker trims its oldest entries, and
+    an event must not be trimmed away unread."""
+    limiter = WriteLimiter(
+        ports.notifications.event_lag_seconds,
+        target_seconds=1.3,
+        poll_seconds=1,
+        monotonic=Clock(),
+        unconfirmed_writes=5,
+    )
+    ports.notifications.failing = True
+    assert await limiter.ask_once() is False
+    for _ in range(5):
+        async with limiter.slot(wait_seconds=0):
+            pass
+    with pytest.raises(NoSlot):
+        async with limiter.slot(wait_seconds=0):
+            pass
+    ports.notifications.failing = False
+    assert await limiter.ask_once() is True
+    async with limiter.slot(wait_seconds=0):
+        pass
 
 
 async def test_the_watcher_asks_only_while_writes_come(ports: FakePorts) -> None:

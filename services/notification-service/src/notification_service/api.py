@@ -27,20 +27,27 @@ RuntimeDep = Annotated[Runtime, Depends(provide_runtime)]
     responses={
         400: {"description": "The body is not JSON"},
         401: {"description": "Not called through the Dapr sidecar (no valid dapr-api-token)"},
-        503: {"description": "The state store is unavailable (see Retry-After)"},
+        503: {
+            "description": "The state store is unavailable, or the notification is still "
+            "being recorded (see Retry-After)"
+        },
     },
 )
 async def notify(body: NotifyRequest, runtime: RuntimeDep) -> NotifyResult:
     """Invoked by task-api through Dapr service invocation. A repeated event is
-    acknowledged and changes nothing."""
+    acknowledged and changes nothing. Answers 200 only once the line is written: a
+    call that arrives while another is at it waits for that one, and gets 503 if it
+    fails or is still at work when task-api's sidecar would stop waiting."""
     event = body.event
-    new = await runtime.notifications.record(
+    notifications = runtime.notifications
+    new = await notifications.record(
         NotificationKind.NOTIFY,
         event_id=str(event.event_id),
         event_type=event.event_type.value,
         task_id=event.task_id,
         title=event.title,
         priority=event.priority,
+        wait_seconds=notifications.timing.notify_wait_seconds,
     )
     return NotifyResult(status="notified" if new else "duplicate")
 

@@ -74,14 +74,17 @@ async def on_task_event(request: Request) -> dict[str, str]:
             "event schema version %s is newer than this service knows; reading known fields",
         )
     runtime = get_runtime(request)
+    notifications = runtime.notifications
     try:
-        recorded = await runtime.notifications.record(
+        # SUCCESS only once the line is written, by this delivery or one it waited for.
+        recorded = await notifications.record(
             NotificationKind.ACTIVITY,
             event_id=str(event.event_id),
             event_type=event.event_type.value,
             task_id=event.task_id,
             title=event.title,
             priority=event.priority,
+            wait_seconds=notifications.timing.delivery_wait_seconds,
         )
     except (InfrastructureUnavailable, TooMuchContention) as error:
         logger.warning("could not record event %s (%s): will be redelivered", event.event_id, error)
@@ -99,12 +102,14 @@ async def on_dead_letter(request: Request) -> dict[str, str]:
     data = envelope.get("data")
     fields = data if isinstance(data, dict) else {}
     title = fields.get("title")
+    notifications = get_runtime(request).notifications
     try:
-        await get_runtime(request).notifications.record(
+        await notifications.record(
             NotificationKind.DEAD_LETTER,
             event_id=str(envelope.get("id", "unknown")),
             event_type=str(fields.get("event_type", envelope.get("type", "unknown"))),
             title=title if isinstance(title, str) else None,
+            wait_seconds=notifications.timing.delivery_wait_seconds,
         )
     except (InfrastructureUnavailable, TooMuchContention) as error:
         logger.warning("could not record a dead letter (%s): will be redelivered", error)

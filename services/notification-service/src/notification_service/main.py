@@ -22,6 +22,7 @@ from notification_service.notification_log import NotificationLog, TooMuchConten
 from notification_service.ports import InfrastructureUnavailable
 from notification_service.runtime import Ports, Runtime
 from notification_service.settings import Settings
+from notification_service.timing import AttemptTiming
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,12 @@ def create_app(
     @asynccontextmanager
     async def runtime(app: FastAPI, ports: Ports) -> AsyncIterator[None]:
         state = ports.state
+        notifications = NotificationLog(
+            state,
+            capacity=settings.recent_capacity,
+            dedupe_ttl_seconds=settings.dedupe_ttl_seconds,
+            timing=AttemptTiming(call_seconds=settings.dapr_call_timeout_seconds),
+        )
         app.state.runtime = Runtime(
             state=state,
             api_key=await wait_for_secret(
@@ -50,13 +57,12 @@ def create_app(
                 settings.api_key_secret,
             ),
             lag=LagMeter(),
-            notifications=NotificationLog(
-                state,
-                capacity=settings.recent_capacity,
-                dedupe_ttl_seconds=settings.dedupe_ttl_seconds,
-            ),
+            notifications=notifications,
         )
-        yield
+        try:
+            yield
+        finally:
+            await notifications.close()
 
     app = service_app("notification-service", SUMMARY, settings, connect or connect_dapr, runtime)
     app.include_router(api.router)

@@ -15,9 +15,13 @@ at the target swung between bursts and stalls (lag p99 2.3 s); the steered numbe
 settles where the events keep up.
 
 The watcher asks only while writes come. When notification-service cannot be asked
-(down, restarting), writes are not held:
-their events wait durably in the broker, and holding writes would make task-api's
-availability hang on notification-service's.
+(down, restarting), writes are not held back at first: their events wait durably in the
+broker, and holding writes would make task-api's availability hang on
+notification-service's. But the broker keeps a bounded backlog (the pub/sub components'
+maxLenApprox trims the oldest entries, read or not), so a replica admits at most
+UNCONFIRMED_WRITES writes while nobody confirms that events are handled, and then
+answers 503 until notification-service answers again: an acknowledged write is refused
+rather than its event trimmed away unread.
 """
 
 import asyncio
@@ -47,6 +51,10 @@ INITIAL_CONCURRENT_WRITES = 3
 LOG_EVERY_SECONDS = 10.0
 # After notification-service did not answer, the next question only this much later.
 RETRY_SECONDS = 5.0
+# Writes a replica admits while notification-service does not answer: a quarter of the
+# task-events stream's cap (maxLenApprox 100,000 in components/*/pubsub.yaml), so that up
+# to four replicas never push an unread event past the trim.
+UNCONFIRMED_WRITES = 25_000
 # The watcher asks only while writes came within this long: an idle API costs nothing,
 # and asks nothing of a notification-service that may not be resolvable yet (a name
 # lookup refused then is cached by the cluster's DNS, for `notify` too).
@@ -73,13 +81,18 @@ class WriteLimiter:
         target_seconds: float,
         poll_seconds: float,
         monotonic: Callable[[], float] = time.monotonic,
+        unconfirmed_writes: int = UNCONFIRMED_WRITES,
     ) -> None:
         self._ask = lag_seconds
         self._target = target_seconds
         self._poll = poll_seconds
         self._monotonic = monotonic
-        # Whether the last question went unanswered: then nothing is held back.
+        # Whether the last question went unanswered: then only the backlog's bound holds
+        # writes back.
         self._unreachable = False
+        self._unconfirmed_budget = unconfirmed_writes
+        # Writes admitted since notification-service last answered.
+        self._unconfirmed = 0
         self._written_at = float("-inf")
         self._writing = asyncio.Event()
         self.limit = INITIAL_CONCURRENT_WRITES
@@ -97,6 +110,9 @@ class WriteLimiter:
         Slots go to waiting writes first come, first served."""
         self._written_at = self._monotonic()
         self._writing.set()
+        if self._unreachable and self._unconfirmed >= self._unconfirmed_budget:
+            raise NoSlot
+        self._unconfirmed += 1
         if self._waiting or self.in_flight >= self._effective_limit():
             # Behind those already waiting: a newcomer must not take the slot that is
             # being handed to the first of them.
@@ -154,6 +170,7 @@ class WriteLimiter:
             self._wake()  # whoever waits may go on
             return False
         self._unreachable = False
+        self._unconfirmed = 0
         LAG.set(lag)
         used, self._peak = self._peak >= self.limit, self.in_flight
         if lag > self._target:
