@@ -1,26 +1,18 @@
 """tools/cluster.py (`make cluster-up/down`): the parts that need no root and no cluster."""
 
-import importlib.util
 import io
-import sys
 import tarfile
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-from harness.resources import REPO_ROOT
+from harness.tools import tool_module
 
 
 @pytest.fixture(scope="module")
 def cluster() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("cluster_tool", REPO_ROOT / "tools/cluster.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+    return tool_module("cluster.py", "cluster_tool")
 
 
 def test_the_registry_is_announced_to_tilt(cluster: ModuleType) -> None:

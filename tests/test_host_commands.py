@@ -10,15 +10,14 @@ vectors of the Python tools), not a shell parser: it errs towards reporting too 
 """
 
 import ast
-import importlib.util
 import re
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
 from harness.resources import REPO_ROOT
+from harness.tools import tool_module
 
 SCRIPTS = (
     "scripts/docker-up.sh",
@@ -63,14 +62,7 @@ SEPARATORS = re.compile(r"\|\||&&|;|\n|(?<![<>])\|(?!\|)|(?<![<>0-9&])&(?![>&])|
 
 @pytest.fixture(scope="module")
 def host_state() -> ModuleType:
-    path = REPO_ROOT / "tools/host_state.py"
-    spec = importlib.util.spec_from_file_location("host_state_commands", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+    return tool_module("host_state.py", "host_state_commands")
 
 
 # --- what the shell scripts run ---------------------------------------------------------

@@ -6,7 +6,6 @@ The restore runs as a subprocess with PATH = the fakes only and no sbin director
 the real netfilter tools are never found (some systems keep nft in /usr/bin).
 """
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -18,6 +17,7 @@ from types import ModuleType
 import pytest
 
 from harness.resources import REPO_ROOT
+from harness.tools import tool_module
 
 HOST_STATE = REPO_ROOT / "tools/host_state.py"
 
@@ -268,12 +268,7 @@ def test_forwarding_stays_on_while_another_bridge_uses_it(recorded: FakeHost) ->
 @pytest.fixture
 def cluster(host: FakeHost, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     """tools/cluster.py, with the fake host's commands on PATH and no sbin directories."""
-    spec = importlib.util.spec_from_file_location("cluster_down", REPO_ROOT / "tools/cluster.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
+    module = tool_module("cluster.py", "cluster_down")
     monkeypatch.setattr(module.host_state, "SBIN_DIRS", ())
     monkeypatch.setenv("PATH", str(host.bin))
     monkeypatch.setenv("FAKE_STATE", str(host.root))

@@ -5,10 +5,13 @@
 uv or a dapr that a new machine lacks, so tests ask here instead of spawning a name.
 """
 
+import importlib.util
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
+from types import ModuleType
 
 from harness.resources import REPO_ROOT
 
@@ -34,3 +37,15 @@ def provided(variable: str, script: str, *args: str) -> Path:
         [str(REPO_ROOT / "scripts" / script), *args], check=True, capture_output=True, text=True
     )
     return Path(out.stdout.strip())
+
+
+def tool_module(script: str, name: str) -> ModuleType:
+    """A script of tools/ loaded as a module named `name` (tools/ is no package: the
+    scripts run under the system python3)."""
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "tools" / script)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
