@@ -5,4 +5,4 @@
 # The cluster's tool only needs the standard library: no uv sync, no builds.
 set -euo pipefail
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-exec python3 "$repo_root/tools/cluster.py" down
+exec python3 "$repo_root/tools/cluster" down

@@ -5,9 +5,9 @@
 # from Go modules into the cache (scripts/ensure-cluster-tools.sh: ~30-40 min on 2 cores);
 # later runs start in a few minutes. Prints shell assignments on stdout, so
 #   eval "$(scripts/cluster-up.sh)"   exports KUBECONFIG (context task-platform-local).
-# Everything else, and the logs' location, goes to stderr. See tools/cluster.py.
+# Everything else, and the logs' location, goes to stderr. See tools/cluster/.
 set -euo pipefail
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo_root"
 source scripts/bootstrap.sh >&2
-exec "$UV" run --frozen python tools/cluster.py up
+exec "$UV" run --frozen python tools/cluster up

@@ -28,7 +28,7 @@ SCRIPTS = (
     "scripts/cluster-up.sh",
     "scripts/cluster-down.sh",
 )
-PYTHON_TOOLS = ("tools/host_state.py", "tools/cluster.py")
+PYTHON_TOOLS = ("tools/host_state.py", "tools/cluster")
 
 
 def words(text: str) -> frozenset[str]:
@@ -45,7 +45,7 @@ BASE_SYSTEM = words(
     "sha256sum sleep sort tail tee timeout touch tr wc grep sed tar gzip find xargs setsid "
     "flock mount umount awk apt-get"
 )
-# What the project requires before anything runs (README: "must be there").
+# What the project requires before anything runs (docs/operate.md: "must be there").
 PRECONDITIONS = {"python3": "Python 3.11+", "git": "the repository is a git clone"}
 # Commands a script runs without installing or looking them up: each is a defect to fix in
 # that script, reported as an expected failure (and a failure once fixed, so the entry goes).
@@ -300,7 +300,13 @@ def test_scripts_run_only_commands_that_are_installed_or_looked_up(
 def test_python_tools_run_only_commands_that_are_installed_or_looked_up(
     tool: str, host_state: ModuleType
 ) -> None:
-    ran, found = python_commands((REPO_ROOT / tool).read_text())
+    path = REPO_ROOT / tool
+    ran: set[str] = set()
+    found: set[str] = set()
+    for source in sorted(path.glob("*.py")) if path.is_dir() else [path]:  # a package: every module
+        ran_here, found_here = python_commands(source.read_text())
+        ran |= ran_here
+        found |= found_here
     assert ran | found, "the scan found no command at all"
     assert ran - BASE_SYSTEM - host_state.HOST_COMMANDS.keys() == set()
     # A skipped step names the package of the command it missed.

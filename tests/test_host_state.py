@@ -1,11 +1,12 @@
 """tools/host_state.py (the Docker engine's host record and restore) and the teardown steps
-of tools/cluster.py, on a fake host: iptables-save, iptables, ip and nft are small scripts
+of tools/cluster, on a fake host: iptables-save, iptables, ip and nft are small scripts
 that log their arguments and print recorded dumps; /proc/sys, /sys/class/net and
 /etc/docker/key.json are files in a temporary directory. No root, nothing on the real host.
 The restore runs as a subprocess with PATH = the fakes only and no sbin directories, so
 the real netfilter tools are never found (some systems keep nft in /usr/bin).
 """
 
+import importlib
 import json
 import os
 import subprocess
@@ -262,13 +263,15 @@ def test_forwarding_stays_on_while_another_bridge_uses_it(recorded: FakeHost) ->
     assert "leaving net.ipv4.ip_forward=1 (was 0): other bridges use it: tpnode0" in result.stderr
 
 
-# --- tools/cluster.py `down` -----------------------------------------------------------
+# --- tools/cluster `down` ---------------------------------------------------------------
 
 
 @pytest.fixture
 def cluster(host: FakeHost, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    """tools/cluster.py, with the fake host's commands on PATH and no sbin directories."""
-    module = tool_module("cluster.py", "cluster_down")
+    """tools/cluster's network module (the iptables cleanup of `down`), with the fake host's
+    commands on PATH and no sbin directories."""
+    tool_module("cluster", "cluster_down")
+    module = importlib.import_module("cluster_down.network")
     monkeypatch.setattr(module.host_state, "SBIN_DIRS", ())
     monkeypatch.setenv("PATH", str(host.bin))
     monkeypatch.setenv("FAKE_STATE", str(host.root))

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Record what the project's dockerd changes on the host, and put it back afterwards.
 
-Also the step runner that this restore and tools/cluster.py's `down` share.
+Also the step runner that this restore and tools/cluster's `down` share.
 
     python3 tools/host_state.py docker-record DIR    # scripts/docker-up.sh, before dockerd
     python3 tools/host_state.py docker-restore DIR   # scripts/docker-down.sh, after it

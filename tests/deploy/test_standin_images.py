@@ -69,7 +69,7 @@ def compose_images(name: str = "docker-compose.yml") -> set[str]:
 
 
 def kubernetes_images(directory: str = "k8s") -> set[str]:
-    """Images k8s/ (or an overlay) runs that Tilt does not build: tools/cluster.py copies
+    """Images k8s/ (or an overlay) runs that Tilt does not build: tools/cluster copies
     them from the Docker engine into the local cluster's registry, so a stand-in serves
     there too."""
     found = set()

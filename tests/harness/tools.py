@@ -41,8 +41,17 @@ def provided(variable: str, script: str, *args: str) -> Path:
 
 def tool_module(script: str, name: str) -> ModuleType:
     """A script of tools/ loaded as a module named `name` (tools/ is no package: the
-    scripts run under the system python3)."""
-    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "tools" / script)
+    scripts run under the system python3), or a package of tools/ (a directory) loaded as
+    the package `name`: its modules are then `name`.MODULE, for importlib.import_module."""
+    path = REPO_ROOT / "tools" / script
+    if path.is_dir():
+        for loaded in [m for m in sys.modules if m.startswith(f"{name}.")]:
+            del sys.modules[loaded]  # a package loaded again gets its modules again
+        spec = importlib.util.spec_from_file_location(
+            name, path / "__init__.py", submodule_search_locations=[str(path)]
+        )
+    else:
+        spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
