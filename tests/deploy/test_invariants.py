@@ -26,6 +26,12 @@ def resources(*paths: str) -> list[dict[str, Any]]:
     return found
 
 
+def documentation() -> str:
+    """The README and the pages it leads to (docs/, bench/README.md), where versions are named."""
+    pages = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
+    return "\n".join(page.read_text() for page in [*pages, REPO_ROOT / "bench" / "README.md"])
+
+
 def names(objects: list[dict[str, Any]], kind: str) -> set[str]:
     return {o["metadata"]["name"] for o in objects if o["kind"] == kind}
 
@@ -130,12 +136,13 @@ def test_one_dapr_version_everywhere() -> None:
             for d in project["project"]["dependencies"]
             if "==" in d
         }
-        assert pins == {"dapr": DAPR, "dapr-ext-fastapi": DAPR}, project_dir
+        assert pins == {"dapr": DAPR}, project_dir
     kit = tomllib.loads((REPO_ROOT / "libs/dapr-service-kit/pyproject.toml").read_text())
     assert f"dapr=={DAPR}" in kit["project"]["dependencies"]
     lock = tomllib.loads((REPO_ROOT / "uv.lock").read_text())
     locked = {p["name"]: p["version"] for p in lock["package"]}
-    assert locked["dapr"] == locked["dapr-ext-fastapi"] == DAPR
+    assert locked["dapr"] == DAPR
+    assert "dapr-ext-fastapi" not in locked  # declared once and never imported
     # The project's daprd image carries the release's number first; stock daprd is one
     # override away.
     compose = (REPO_ROOT / "docker-compose.yml").read_text()
@@ -148,9 +155,9 @@ def test_one_dapr_version_everywhere() -> None:
     tiltfile = (REPO_ROOT / "Tiltfile").read_text()
     assert re.findall(r"DAPR_RUNTIME_VERSION = '([^']+)'", tiltfile) == [DAPR]
     assert f"--runtime-version {DAPR}" in tiltfile
-    readme = (REPO_ROOT / "README.md").read_text()
-    assert set(re.findall(r"--runtime-version (\d+\.\d+\.\d+)", readme)) <= {DAPR}
-    assert set(re.findall(r"daprd (\d+\.\d+\.\d+)", readme)) <= {DAPR}
+    docs = documentation()
+    assert set(re.findall(r"--runtime-version (\d+\.\d+\.\d+)", docs)) <= {DAPR}
+    assert set(re.findall(r"daprd (\d+\.\d+\.\d+)", docs)) <= {DAPR}
 
 
 # Each environment's daprd Configurations: components/config for `make up`,
@@ -217,9 +224,9 @@ def test_one_postgres_and_one_kafka_version_everywhere() -> None:
     majors = set(re.findall(r"postgresql-(\d+)|postgresql/(\d+)/", standin))
     major = pins["POSTGRES_IMAGE_VERSION"].split(".")[0]
     assert {m for pair in majors for m in pair if m} == {major}
-    readme = (REPO_ROOT / "README.md").read_text()
-    assert set(re.findall(r"PostgreSQL (\d{1,2})\b", readme)) <= {major}
-    assert set(re.findall(r"Kafka (\d+\.\d+\.\d+)", readme)) <= {pins["KAFKA_VERSION"]}
+    docs = documentation()
+    assert set(re.findall(r"PostgreSQL (\d{1,2})\b", docs)) <= {major}
+    assert set(re.findall(r"Kafka (\d+\.\d+\.\d+)", docs)) <= {pins["KAFKA_VERSION"]}
 
 
 # What may differ between the harness's postgres-kafka components (components/postgres-kafka,

@@ -39,6 +39,7 @@ class Service:
     grpc_port: int = field(default_factory=free_port)
     internal_grpc_port: int = field(default_factory=free_port)
     metrics_port: int = field(default_factory=free_port)
+    sidecar_metrics_port: int = field(default_factory=free_port)
     sidecar: ManagedProcess | None = None
     app: ManagedProcess | None = None
     # Between the sidecar and the app, when the stack puts one there (`reset_proxies`).
@@ -60,6 +61,11 @@ class Service:
     @property
     def sidecar_url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def sidecar_metrics_url(self) -> str:
+        """daprd's own Prometheus metrics (calls to its APIs by method, ...)."""
+        return f"http://127.0.0.1:{self.sidecar_metrics_port}/metrics"
 
     def sidecar_healthy(self) -> bool:
         return _http_ok(f"{self.sidecar_url}/v1.0/healthz")
@@ -193,7 +199,12 @@ class Stack:
                 "--dapr-internal-grpc-port", str(service.internal_grpc_port),
                 "--dapr-listen-addresses", "127.0.0.1",
                 "--dapr-internal-grpc-listen-address", "127.0.0.1",
-                "--enable-metrics=false",
+                # Metrics on, as `make up` and the cluster run daprd: what they cost is
+                # part of what the tests and the bench measure, and the bench counts
+                # the app's calls to its sidecar with them.
+                "--enable-metrics=true",
+                "--metrics-port", str(service.sidecar_metrics_port),
+                "--metrics-listen-address", "127.0.0.1",
                 "--resources-path", str(self.resources_dir),
                 "--config", str(self.config_files[service.app_id]),
                 # TASK_PLATFORM_DAPRD_LOG_LEVEL=debug also shows the pub/sub clients' own logs.

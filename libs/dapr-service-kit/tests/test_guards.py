@@ -5,9 +5,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from dapr_service_kit.api_key import ApiKeyGuard, KeyPolicy, document_api_key
+from dapr_service_kit.errors import InfrastructureUnavailable
 from dapr_service_kit.secrets import wait_for_secret
 from dapr_service_kit.sidecar_auth import FromSidecar
-from dapr_service_kit.state_store import InfrastructureUnavailable
 
 TOKEN = "token"
 POLICY = KeyPolicy(sidecar_paths=frozenset({"/notify"}))

@@ -13,7 +13,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from dapr_service_kit.logs import TraceContext, configure_logging
+from dapr_service_kit.logs import configure_logging
+from dapr_service_kit.request_trace import RequestTrace
 from dapr_service_kit.trace_edge import EdgeTraceContext
 from dapr_service_kit.tracing import telemetry_config
 
@@ -51,7 +52,7 @@ def app_logging_one_line() -> FastAPI:
         )
         return {"status": "SUCCESS"}
 
-    app.add_middleware(TraceContext)
+    app.add_middleware(RequestTrace)
     return app
 
 
@@ -114,12 +115,12 @@ def test_an_unknown_format_is_refused(captured: io.StringIO) -> None:
 
 
 def test_while_spans_are_recorded_a_line_carries_the_apps_span(captured: io.StringIO) -> None:
-    """With tracing on, FastAPI's server span continues daprd's trace; a line logged in
+    """With tracing on, the server span continues daprd's trace; a line logged in
     the request names that span (not daprd's), so the line and the span meet in Jaeger."""
     spans = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(spans))
-    app = FastAPI(telemetry={**telemetry_config(), "tracing": True, "tracer_provider": provider})
+    app = FastAPI(telemetry=telemetry_config())
     router = APIRouter()
 
     @router.post("/events/x")
@@ -128,7 +129,7 @@ def test_while_spans_are_recorded_a_line_carries_the_apps_span(captured: io.Stri
         return {"status": "SUCCESS"}
 
     app.include_router(router)
-    app.add_middleware(TraceContext)
+    app.add_middleware(RequestTrace, tracer_provider=provider)
     configure_into(captured, "json")
     with TestClient(app) as client:
         client.post("/events/x", headers={"traceparent": TRACEPARENT, **FROM_SIDECAR})

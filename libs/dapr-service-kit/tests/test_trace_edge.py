@@ -14,10 +14,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import Decision
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
 from dapr_service_kit import tracing
-from dapr_service_kit.logs import TraceContext, configure_logging
+from dapr_service_kit.logs import configure_logging
+from dapr_service_kit.request_trace import RequestTrace
 from dapr_service_kit.trace_edge import EdgeSampler, EdgeTraceContext, from_public_caller
 from dapr_service_kit.tracing import configure_tracing, new_tracer_provider, telemetry_config
 
@@ -90,15 +91,51 @@ def test_a_public_callers_sampled_flag_decides_nothing() -> None:
     assert decision(EdgeSampler(0.0), None, public=True) is Decision.DROP
 
 
+def server_decision(sampler: EdgeSampler, method: str, parent: SpanContext | None) -> Decision:
+    """What the sampler decides for FastAPI's server span of a request."""
+    context = EdgeTraceContext(TOKEN).extract({})
+    if parent is not None:
+        context = trace.set_span_in_context(NonRecordingSpan(parent), context)
+    attributes = {"http.request.method": method}
+    return sampler.should_sample(
+        context, int(TRACE_ID, 16), method, SpanKind.SERVER, attributes
+    ).decision
+
+
+def test_writes_are_sampled_at_the_ratio_reads_at_the_read_ratio() -> None:
+    sampler = EdgeSampler(1.0, 0.0, draw=lambda: 0.5)
+    for method in ("POST", "PUT", "PATCH", "DELETE"):
+        assert server_decision(sampler, method, None) is Decision.RECORD_AND_SAMPLE
+        assert server_decision(sampler, method, remote_parent(False)) is Decision.RECORD_AND_SAMPLE
+    for method in ("GET", "HEAD", "OPTIONS"):
+        assert server_decision(sampler, method, None) is Decision.DROP
+        assert server_decision(sampler, method, remote_parent(True)) is Decision.DROP
+    # A root that is no request (a background call): a read.
+    assert sampler.should_sample(None, int(TRACE_ID, 16), "poll").decision is Decision.DROP
+    # Under the sidecar's trace context, its decision, whatever the method.
+    assert (
+        decision(sampler, remote_parent(sampled=True), public=False) is Decision.RECORD_AND_SAMPLE
+    )
+
+
+def test_reads_are_never_sampled_more_than_writes() -> None:
+    sampler = EdgeSampler(0.0, 1.0, draw=lambda: 0.5)
+    assert server_decision(sampler, "GET", None) is Decision.DROP
+
+
 def traced_app(provider: TracerProvider) -> FastAPI:
-    app = FastAPI(telemetry={**telemetry_config(), "tracing": True, "tracer_provider": provider})
+    app = FastAPI(telemetry=telemetry_config())
 
     @app.post("/tasks")
     async def create() -> dict[str, str]:
         logging.getLogger("tasks").info("created")
         return {}
 
-    app.add_middleware(TraceContext)
+    @app.get("/tasks")
+    async def read() -> dict[str, str]:
+        return {}
+
+    app.add_middleware(RequestTrace, tracer_provider=provider)
     return app
 
 
@@ -115,6 +152,35 @@ def test_the_apps_sampler_ignores_a_public_sampled_flag(monkeypatch: pytest.Monk
     [server] = spans.get_finished_spans()
     assert server.parent is not None
     assert f"{server.parent.span_id:016x}" == CALLER_SPAN
+
+
+@pytest.mark.usefixtures("configured")
+def test_the_app_traces_every_write_and_reads_at_the_read_ratio(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(tracing.RATIO_VARIABLE, raising=False)
+    monkeypatch.setenv(tracing.READ_RATIO_VARIABLE, "0")
+    provider = new_tracer_provider("task-api")
+    spans = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    with TestClient(traced_app(provider)) as client:
+        for _ in range(20):
+            client.get("/tasks")
+        assert spans.get_finished_spans() == ()
+        client.post("/tasks")
+    [server] = spans.get_finished_spans()
+    assert server.name.startswith("POST")
+
+
+@pytest.mark.parametrize(("raw", "ratio"), [(None, 0.01), ("0.2", 0.2), ("-1", 0.01), ("x", 0.01)])
+def test_the_read_ratio_is_traces_read_sampling_ratio(
+    monkeypatch: pytest.MonkeyPatch, raw: str | None, ratio: float
+) -> None:
+    if raw is None:
+        monkeypatch.delenv(tracing.READ_RATIO_VARIABLE, raising=False)
+    else:
+        monkeypatch.setenv(tracing.READ_RATIO_VARIABLE, raw)
+    assert tracing.sampling_ratio(tracing.READ_RATIO_VARIABLE) == ratio
 
 
 @pytest.mark.parametrize(("raw", "ratio"), [(None, 1.0), ("0.01", 0.01), ("2", 1.0), ("x", 1.0)])
@@ -146,7 +212,7 @@ def test_without_spans_only_the_sidecars_trace_is_taken() -> None:
             logging.getLogger("tasks").info("created %s", current.is_valid)
             return {}
 
-        app.add_middleware(TraceContext)
+        app.add_middleware(RequestTrace)
         with TestClient(app) as client:
             client.post("/tasks", headers={"traceparent": SAMPLED})
             client.post("/tasks", headers={"traceparent": SAMPLED, "dapr-api-token": TOKEN})

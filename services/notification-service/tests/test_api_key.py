@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from notification_fakes import API_KEY, SIDECAR_TOKEN, MemorySecrets, MemoryState, task_event
+from notification_fakes import API_KEY, SIDECAR_TOKEN, FakePorts, task_event
 
 from notification_service.main import create_app
 from notification_service.settings import Settings
@@ -18,9 +18,9 @@ def notify_body() -> dict[str, object]:
 
 
 @pytest.fixture
-def anonymous(state: MemoryState) -> Iterator[TestClient]:
+def anonymous(ports: FakePorts) -> Iterator[TestClient]:
     """A client with no credential at all; one notification is already recorded."""
-    app = create_app(Settings(app_api_token=SIDECAR_TOKEN), connect=state.connect)
+    app = create_app(Settings(app_api_token=SIDECAR_TOKEN), connect=ports.connect)
     with TestClient(app) as client:
         recorded = client.post(
             "/notify", json=notify_body(), headers={"dapr-api-token": SIDECAR_TOKEN}
@@ -56,8 +56,8 @@ def test_paths_outside_the_public_list_need_the_key(anonymous: TestClient) -> No
         assert (response.status_code, response.json()) == (401, REFUSAL), path
 
 
-def test_behind_a_root_path_the_feed_still_needs_the_key(state: MemoryState) -> None:
-    app = create_app(Settings(app_api_token=SIDECAR_TOKEN), connect=state.connect)
+def test_behind_a_root_path_the_feed_still_needs_the_key(ports: FakePorts) -> None:
+    app = create_app(Settings(app_api_token=SIDECAR_TOKEN), connect=ports.connect)
     with TestClient(app, root_path="/ns") as client:
         for path in ("/notifications", "/ns/notifications"):
             assert client.get(path).status_code == 401, path
@@ -93,7 +93,8 @@ def test_the_openapi_document_names_the_key_where_it_is_needed(anonymous: TestCl
 
 def test_the_key_is_read_once_the_secret_store_answers() -> None:
     """The app may be up before its sidecar has loaded the secret store."""
-    state = MemoryState(secrets=MemorySecrets(unavailable_calls=1))
-    with TestClient(create_app(Settings(), connect=state.connect)) as client:
+    ports = FakePorts()
+    ports.secrets.unavailable_calls = 1
+    with TestClient(create_app(Settings(), connect=ports.connect)) as client:
         assert client.get("/notifications", headers={"X-API-Key": API_KEY}).status_code == 200
         assert client.get("/notifications", headers={"X-API-Key": "x"}).status_code == 401

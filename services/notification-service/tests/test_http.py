@@ -1,8 +1,9 @@
 """notification-service's routes on an in-memory store."""
 
 from fastapi.testclient import TestClient
-from notification_fakes import MemoryState, task_event
+from notification_fakes import FakePorts, task_event
 
+from dapr_service_kit.testing import MemoryStateStore
 from notification_service.main import create_app
 from notification_service.settings import Settings
 
@@ -59,7 +60,7 @@ def test_dead_letters_are_recorded(client: TestClient) -> None:
     assert item["event_id"] == "ce-9"
 
 
-def test_store_outage_means_retry_and_503(client: TestClient, state: MemoryState) -> None:
+def test_store_outage_means_retry_and_503(client: TestClient, state: MemoryStateStore) -> None:
     state.down = True
     data = task_event(event_type="task.created")
     assert client.post("/events/task-events", json={"data": data}).json() == {"status": "RETRY"}
@@ -84,8 +85,8 @@ def test_only_the_sidecar_may_call_notify_and_the_subscriptions(client: TestClie
     assert client.get("/notifications").json()["items"] == []
 
 
-def test_without_a_configured_token_nobody_is_the_sidecar(state: MemoryState) -> None:
-    with TestClient(create_app(Settings(), connect=state.connect)) as client:
+def test_without_a_configured_token_nobody_is_the_sidecar(ports: FakePorts) -> None:
+    with TestClient(create_app(Settings(), connect=ports.connect)) as client:
         response = client.post(
             "/notify", json={"event": task_event()}, headers={"dapr-api-token": ""}
         )

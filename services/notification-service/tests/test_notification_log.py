@@ -3,7 +3,6 @@
 import asyncio
 import json
 import logging
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -11,8 +10,8 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
-from notification_fakes import MemoryState
 
+from dapr_service_kit.testing import Clock, MemoryStateStore
 from notification_service.models import Notification, NotificationKind
 from notification_service.notification_log import (
     RECENT_SHARDS,
@@ -24,7 +23,7 @@ from notification_service.notification_log import (
     describe,
     recent_shard_key,
 )
-from notification_service.ports import EtagMismatch, InfrastructureUnavailable, Versioned
+from notification_service.ports import InfrastructureUnavailable, Versioned
 from notification_service.timing import AttemptTiming
 
 # Unhurried for the tests that are not about time: a 3 s hold, take-over after 4 s.
@@ -33,17 +32,8 @@ UNHURRIED = AttemptTiming(call_seconds=1.0)
 QUICK = AttemptTiming(call_seconds=0.1, cancel_margin_seconds=0.1, poll_seconds=0.02)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 28, 12, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)
-        return self.now
-
-
 def make_log(
-    state: MemoryState,
+    state: MemoryStateStore,
     capacity: int = 100,
     *,
     timing: AttemptTiming = UNHURRIED,
@@ -95,7 +85,7 @@ def test_the_log_line_quotes_the_title() -> None:
 
 
 async def test_a_repeated_event_is_recorded_and_logged_once(
-    state: MemoryState, caplog: pytest.LogCaptureFixture
+    state: MemoryStateStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     log = make_log(state)
     caplog.set_level(logging.INFO, logger="notifications")
@@ -105,7 +95,7 @@ async def test_a_repeated_event_is_recorded_and_logged_once(
     assert len([r for r in caplog.records if r.name == "notifications"]) == 1
 
 
-async def test_the_same_event_may_be_both_activity_and_notify(state: MemoryState) -> None:
+async def test_the_same_event_may_be_both_activity_and_notify(state: MemoryStateStore) -> None:
     log = make_log(state)
     assert await record(log, "e1", NotificationKind.ACTIVITY)
     assert await record(log, "e1", NotificationKind.NOTIFY)
@@ -113,7 +103,7 @@ async def test_the_same_event_may_be_both_activity_and_notify(state: MemoryState
 
 
 async def test_concurrent_deliveries_record_once_and_answer_only_after_the_line(
-    state: MemoryState, caplog: pytest.LogCaptureFixture
+    state: MemoryStateStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The deliveries that arrive while the first records used to be answered
     "duplicate" at once, before anything was logged."""
@@ -131,7 +121,7 @@ async def test_concurrent_deliveries_record_once_and_answer_only_after_the_line(
 
 
 @dataclass
-class StallsFirstClaim(MemoryState):
+class StallsFirstClaim(MemoryStateStore):
     """The first claim write waits until released, as a write to a stalled store does,
     then fails: the store refused it, or (`stored`) committed it and the answer was
     lost. Every other call goes through."""
@@ -182,7 +172,7 @@ async def test_a_delivery_during_an_attempt_that_fails_is_not_answered_success(
 
 
 @dataclass
-class SlowShards(MemoryState):
+class SlowShards(MemoryStateStore):
     """Writes to a recent shard wait until released (a store that stalls mid-attempt)."""
 
     release: asyncio.Event = field(default_factory=asyncio.Event)
@@ -213,40 +203,24 @@ async def test_a_delivery_that_outwaits_its_budget_asks_again_and_the_line_is_wr
     assert notify_lines(caplog) == 1
 
 
-class InterleavingState(MemoryState):
-    """Yields to other tasks between a read and the write that follows it, as the
-    real sidecar does, and counts writes to a recent shard refused for a stale version."""
-
-    shard_conflicts: int = 0
-
-    async def get(self, key: str) -> Versioned | None:
-        found = await super().get(key)
-        await asyncio.sleep(0)
-        return found
-
-    async def save(self, key: str, data: bytes, **kwargs: Any) -> None:
-        try:
-            await super().save(key, data, **kwargs)
-        except EtagMismatch:
-            self.shard_conflicts += key.startswith("notifications:recent:")
-            raise
-
-
 async def test_concurrent_deliveries_of_one_replica_do_not_collide_on_a_shard() -> None:
-    state = InterleavingState()
+    # Every read yields once more: concurrent deliveries interleave between read and write.
+    state = MemoryStateStore(read_yields=2)
     log = make_log(state, capacity=1000)
     outcomes = await asyncio.gather(*(record(log, f"e{i}") for i in range(64)))
     assert all(outcomes)
-    assert state.shard_conflicts == 0
+    shard_conflicts = [k for k in state.refused if k.startswith("notifications:recent:")]
+    assert shard_conflicts == []
     assert len(await log.recent(100)) == 64
 
 
-class CountingCalls(InterleavingState):
-    """Counts reads and writes per kind of key."""
+class CountingCalls(MemoryStateStore):
+    """Counts reads and writes per kind of key too (in `calls`, beside the counts per
+    method). Every read yields once more, so that concurrent deliveries interleave
+    between their read and their write."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.calls: Counter[str] = Counter()
+        super().__init__(read_yields=2)
 
     @staticmethod
     def _kind(key: str) -> str:
@@ -321,7 +295,7 @@ async def test_a_claim_taken_over_meanwhile_is_not_marked_by_the_first_attempt()
 
 
 @dataclass
-class LosesAnswers(MemoryState):
+class LosesAnswers(MemoryStateStore):
     """Commits a write to a recent shard, then loses its answer (the sidecar call timed
     out, or the process died before it heard back): the write stands, the caller sees
     an outage."""
@@ -353,7 +327,9 @@ async def test_a_delivery_whose_listing_answer_was_lost_is_logged_by_the_redeliv
     assert notify_lines(caplog) == 1
 
 
-async def test_a_crash_after_the_claim_is_repaired_by_the_redelivery(state: MemoryState) -> None:
+async def test_a_crash_after_the_claim_is_repaired_by_the_redelivery(
+    state: MemoryStateStore,
+) -> None:
     log = make_log(state, timing=QUICK)
     # As if the first delivery had claimed the event and died before listing it.
     claim = Claim(
@@ -372,7 +348,7 @@ async def test_a_crash_after_the_claim_is_repaired_by_the_redelivery(state: Memo
 
 
 async def test_a_redelivery_while_another_attempt_may_still_finish_asks_to_wait(
-    state: MemoryState,
+    state: MemoryStateStore,
 ) -> None:
     log = make_log(state)
     now = log_clock(log).now + timedelta(seconds=1)
@@ -392,7 +368,9 @@ async def test_a_redelivery_while_another_attempt_may_still_finish_asks_to_wait(
     assert await log.recent(10) == []
 
 
-async def test_claims_stored_before_the_claim_record_read_as_logged(state: MemoryState) -> None:
+async def test_claims_stored_before_the_claim_record_read_as_logged(
+    state: MemoryStateStore,
+) -> None:
     log = make_log(state)
     legacy = Notification(
         event_id="e1", kind=NotificationKind.NOTIFY, event_type="task.completed",
@@ -405,7 +383,7 @@ async def test_claims_stored_before_the_claim_record_read_as_logged(state: Memor
     assert [n.event_id for n in await log.recent(10)] == ["e1"]
 
 
-async def test_an_evicted_event_stays_a_duplicate(state: MemoryState) -> None:
+async def test_an_evicted_event_stays_a_duplicate(state: MemoryStateStore) -> None:
     # One entry per shard: the events that share e0's shard push it out.
     log = make_log(state, capacity=RECENT_SHARDS)
     shard = recent_shard_key(NotificationKind.NOTIFY, "e0")
@@ -422,7 +400,7 @@ async def test_an_evicted_event_stays_a_duplicate(state: MemoryState) -> None:
     assert "e0" not in [n.event_id for n in await log.recent(10)]
 
 
-async def test_recent_is_newest_first_and_limited(state: MemoryState) -> None:
+async def test_recent_is_newest_first_and_limited(state: MemoryStateStore) -> None:
     log = make_log(state)
     for i in range(5):
         await record(log, f"e{i}")
@@ -461,7 +439,7 @@ async def test_a_live_attempt_is_not_taken_over_by_another_replica(
     shared_time = [timedelta(0)]
     replica_a = make_log(state, clock=WallClock(shared_time))
     # The same keys, through a sidecar of its own that does not stall.
-    replica_b = make_log(MemoryState(items=state.items), clock=WallClock(shared_time, skew))
+    replica_b = make_log(MemoryStateStore(items=state.items), clock=WallClock(shared_time, skew))
     caplog.set_level(logging.INFO, logger="notifications")
     first = asyncio.create_task(record(replica_a, "e1"))
     await state.listing.wait()
@@ -475,7 +453,7 @@ async def test_a_live_attempt_is_not_taken_over_by_another_replica(
 
 
 async def test_an_abandoned_claim_is_taken_over_after_the_longest_hold_whatever_the_clocks(
-    state: MemoryState, caplog: pytest.LogCaptureFixture
+    state: MemoryStateStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A replica died holding the claim. The one that gets the redelivery takes it over
     once it has watched the claim stay unfinished for longer than a hold, by its own
@@ -503,7 +481,7 @@ async def test_an_abandoned_claim_is_taken_over_after_the_longest_hold_whatever_
 
 
 async def test_watching_starts_again_when_the_claim_changes_hands(
-    state: MemoryState,
+    state: MemoryStateStore,
 ) -> None:
     """A claim taken over by a third replica is a new attempt, watched from scratch."""
     key = claim_key(NotificationKind.NOTIFY, "e1")
@@ -527,7 +505,7 @@ async def test_watching_starts_again_when_the_claim_changes_hands(
 
 
 @dataclass
-class DelayedShards(MemoryState):
+class DelayedShards(MemoryStateStore):
     """Writes to a recent shard take `delay` seconds: a slow store."""
 
     delay: float = 0.0
@@ -569,7 +547,7 @@ async def test_an_attempt_too_slow_for_its_hold_writes_no_line_and_the_next_one_
 
 
 @dataclass
-class LosesTheMark(MemoryState):
+class LosesTheMark(MemoryStateStore):
     """The write marking a claim logged fails once (its answer lost, the write not
     done)."""
 
@@ -606,7 +584,7 @@ def test_a_take_over_waits_longer_than_any_hold_and_a_holder_leaves_time_to_mark
     assert timing.watch_seconds > timing.take_over_after_seconds
 
 
-async def test_the_feed_outlives_the_claims(state: MemoryState) -> None:
+async def test_the_feed_outlives_the_claims(state: MemoryStateStore) -> None:
     """Claims live for the dedupe TTL, minutes; the recent list keeps what the feed
     shows, line included, until newer notifications push it out."""
     log = make_log(state)
@@ -618,7 +596,7 @@ async def test_the_feed_outlives_the_claims(state: MemoryState) -> None:
     assert before.message.startswith("NOTIFY task.completed task=")
 
 
-async def test_a_claim_holds_no_copy_of_the_notification(state: MemoryState) -> None:
+async def test_a_claim_holds_no_copy_of_the_notification(state: MemoryStateStore) -> None:
     """Every write keeps its claim for the dedupe TTL: it is what Redis holds per write."""
     log = make_log(state)
     assert await record(log, "e1")
@@ -627,7 +605,9 @@ async def test_a_claim_holds_no_copy_of_the_notification(state: MemoryState) -> 
     assert len(stored) < 120
 
 
-async def test_entries_of_the_older_format_are_read_from_their_claims(state: MemoryState) -> None:
+async def test_entries_of_the_older_format_are_read_from_their_claims(
+    state: MemoryStateStore,
+) -> None:
     """Before the recent list carried notifications, an entry named one and its claim
     held it; such an entry whose claim has expired is skipped."""
     log = make_log(state)

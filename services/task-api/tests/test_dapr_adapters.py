@@ -4,7 +4,7 @@ event's envelope gets (the outbox copies the task upsert's metadata into it)."""
 from typing import Any, cast
 from uuid import uuid4
 
-from opentelemetry import baggage, context, propagate
+from opentelemetry import baggage, context, propagate, trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
@@ -21,21 +21,20 @@ def test_the_events_envelope_gets_the_trace_context_and_no_baggage() -> None:
     propagate.set_global_textmap(
         CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()])
     )
-    token = context.attach(baggage.set_baggage("secret", "hunter2"))
+    request_span = NonRecordingSpan(
+        SpanContext(0x4BF92F3577B34DA6A3CE929D0E0E4736, 0x00F067AA0BA902B7, False, TraceFlags(1))
+    )
+    current = trace.set_span_in_context(request_span, baggage.set_baggage("secret", "hunter2"))
+    token = context.attach(current)
     try:
         store = TaskStateStore(cast(Any, None), "statestore", etags_count_writes=True)
-        publish = NonRecordingSpan(
-            SpanContext(
-                0x4BF92F3577B34DA6A3CE929D0E0E4736, 0x00F067AA0BA902B7, False, TraceFlags(1)
-            )
-        )
         event = TaskEvent(
             event_type=EventType.CREATED,
             task_id=uuid4(),
             title="T",
             status=TaskStatus.PENDING,
         )
-        request = store._outbox_transaction("task:1", b"{}", None, event, None, publish)
+        request = store._outbox_transaction("task:1", b"{}", None, event, None)
     finally:
         context.detach(token)
         propagate.set_global_textmap(saved)

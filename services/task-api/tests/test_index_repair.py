@@ -12,8 +12,9 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from task_api_fakes import Clock, MemoryState
+from task_api_fakes import MemoryState
 
+from dapr_service_kit.testing import Clock
 from task_api import task_index
 from task_api.ports import InfrastructureUnavailable, Versioned
 from task_api.tasks import ABANDONED_ENTRY_AFTER, CREATE_COMMIT_WINDOW, TaskService
@@ -41,8 +42,7 @@ class ReadCounting(MemoryState):
     it returns, so that racing writers interleave between their read and their write."""
 
     def __init__(self, *, interleave: bool = False) -> None:
-        super().__init__()
-        self.interleave = interleave
+        super().__init__(read_yields=2 if interleave else 1)
         self.index_reads = 0
         self.emptied_read = 0
         self.emptied_read_per_shard: Counter[int] = Counter()
@@ -51,16 +51,8 @@ class ReadCounting(MemoryState):
         self.index_reads = self.emptied_read = 0
         self.emptied_read_per_shard.clear()
 
-    async def get(self, key: str) -> Versioned | None:
-        found = await super().get(key)
-        if self.interleave:
-            await asyncio.sleep(0)
-        return found
-
     async def get_many(self, keys: Sequence[str]) -> Mapping[str, Versioned]:
         found = await super().get_many(keys)
-        if self.interleave:
-            await asyncio.sleep(0)
         pages = [k for k in keys if k.startswith("tasks-index:") and not k.endswith(":head")]
         self.index_reads += bool(pages)
         emptied = [k for k in pages if k in found and _is_emptied(found[k])]

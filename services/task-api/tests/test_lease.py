@@ -4,16 +4,18 @@ lost the key stays. A task lease stored without its TTL used to lock the task fo
 good (every write 409), and an idempotency key to be remembered for good."""
 
 import asyncio
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from uuid import uuid4
 
 import pytest
-from task_api_fakes import Clock, MemoryState
+from task_api_fakes import MemoryState
 
+from dapr_service_kit.testing import Clock
 from task_api.errors import TaskBusy
 from task_api.lease import LEASE_TTL_SECONDS, lease_key, task_lease
-from task_api.ports import InfrastructureUnavailable, Versioned
+from task_api.ports import InfrastructureUnavailable
 from task_api.tasks import IDEMPOTENCY_TTL_SECONDS, TaskService
 from task_contracts import TaskCreate, TaskUpdate
 
@@ -28,18 +30,16 @@ class WallClock:
         return self.now
 
 
+@dataclass
 class TtlLosingState(MemoryState):
     """Every key is stored without its TTL, as when the EXPIRE that state.redis sends
     after its write is lost. Every read yields once more before it returns, so that
     racing writers interleave between their read and their write."""
 
+    read_yields: int = 2
+
     def _expire_in(self, key: str, ttl_seconds: int | None) -> None:
         pass
-
-    async def get(self, key: str) -> Versioned | None:
-        found = await super().get(key)
-        await asyncio.sleep(0)
-        return found
 
 
 @pytest.fixture(autouse=True)

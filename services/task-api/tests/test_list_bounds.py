@@ -8,8 +8,9 @@ from collections.abc import Mapping, Sequence
 from uuid import UUID
 
 import pytest
-from task_api_fakes import Clock, MemoryState
+from task_api_fakes import MemoryState
 
+from dapr_service_kit.testing import Clock
 from task_api.cursor import CursorCodec
 from task_api.errors import InvalidCursor
 from task_api.ports import InfrastructureUnavailable, Versioned

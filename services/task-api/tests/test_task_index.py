@@ -9,8 +9,9 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-from task_api_fakes import Clock, MemoryState
+from task_api_fakes import MemoryState
 
+from dapr_service_kit.testing import Clock
 from task_api.errors import InvalidCursor
 from task_api.ports import EtagMismatch, Versioned
 from task_api.tasks import TaskService
@@ -108,30 +109,12 @@ async def test_a_cursor_of_the_wrong_shape_is_refused(state: MemoryState, cursor
         await TaskService(state).list(status=None, limit=10, cursor=cursor)
 
 
-class InterleavingState(MemoryState):
-    """Yields to other tasks between a read and the write that follows it, as the
-    real sidecar does, and counts writes refused for a stale version."""
-
-    conflicts: int = 0
-
-    async def get(self, key: str) -> Versioned | None:
-        found = await super().get(key)
-        await asyncio.sleep(0)
-        return found
-
-    async def save(self, key: str, data: bytes, **kwargs: Any) -> None:
-        try:
-            await super().save(key, data, **kwargs)
-        except EtagMismatch:
-            self.conflicts += 1
-            raise
-
-
 async def test_creates_of_one_replica_do_not_collide_on_an_index_page() -> None:
-    state = InterleavingState()
+    # Every read yields once more: racing writers interleave between read and write.
+    state = MemoryState(read_yields=2)
     service = TaskService(state)
     created = await asyncio.gather(*(service.create(TaskCreate(title=f"t{i}")) for i in range(40)))
-    assert state.conflicts == 0
+    assert sum(state.refused.values()) == 0
     assert Counter(await list_all(service, 10)) == Counter(r.task.id for r in created)
 
 
@@ -199,7 +182,7 @@ async def test_a_replica_removes_entries_another_replica_added(
     # Pages large enough that both replicas add to the same open pages: each one's
     # idea of a page's version goes stale with the other's adds.
     monkeypatch.setattr("task_api.task_index.PAGE_SIZE", 32)
-    state = InterleavingState()
+    state = MemoryState(read_yields=2)
     replicas = [TaskService(state), TaskService(state)]
     created = await asyncio.gather(
         *(replicas[i % 2].create(TaskCreate(title=f"t{i}")) for i in range(64))

@@ -1,11 +1,13 @@
 """TaskService on in-memory ports: what each operation stores and publishes."""
 
 import asyncio
+from collections.abc import Mapping, Sequence
 from uuid import uuid4
 
 import pytest
-from task_api_fakes import Clock, MemoryState
+from task_api_fakes import MemoryState
 
+from dapr_service_kit.testing import Clock
 from task_api.errors import (
     IdempotencyKeyReused,
     InvalidCursor,
@@ -336,16 +338,16 @@ async def test_a_retry_that_read_the_task_absent_cannot_undo_a_delete(
     request = TaskCreate(title="Created, deleted, resurrected?")
     stalled_after_read = asyncio.Event()
     go_on = asyncio.Event()
-    original_get = state.get
+    original_get_many = state.get_many
 
-    async def get(key: str) -> Versioned | None:
-        found = await original_get(key)
-        if key.startswith("task:") and asyncio.current_task() is stalled:
+    async def get_many(keys: Sequence[str]) -> Mapping[str, Versioned]:
+        found = await original_get_many(keys)
+        if any(k.startswith("task:") for k in keys) and asyncio.current_task() is stalled:
             stalled_after_read.set()
             await go_on.wait()
         return found
 
-    monkeypatch.setattr(state, "get", get)
+    monkeypatch.setattr(state, "get_many", get_many)
     stalled = asyncio.create_task(service.create(request, idempotency_key="k"))
     await stalled_after_read.wait()
     try:

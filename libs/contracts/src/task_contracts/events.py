@@ -1,8 +1,9 @@
 """Events published on the `task-events` topic.
 
-Producers build `TaskEvent` with a known `EventType`; consumers read with
-`parse_task_event`, which tolerates what a newer producer may add (extra fields,
-new event types) so that deploying a producer first never breaks a consumer.
+Producers build `TaskEvent` with a known `EventType`; consumers read one with
+`TaskEvent.model_validate`, which ignores the fields a newer producer may add, once they
+have checked that they know its `event_type` (an unknown one is acknowledged, not
+retried), so that deploying a producer first never breaks a consumer.
 """
 
 from datetime import UTC, datetime

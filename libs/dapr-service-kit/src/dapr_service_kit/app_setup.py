@@ -12,8 +12,9 @@ from fastapi import FastAPI
 
 from dapr_service_kit import health
 from dapr_service_kit.api_key import ApiKeyGuard, KeyPolicy, document_api_key, runtime_api_key
-from dapr_service_kit.logs import TraceContext, configure_logging
+from dapr_service_kit.logs import configure_logging
 from dapr_service_kit.metrics import RequestMetrics, metrics_served
+from dapr_service_kit.request_trace import RequestTrace
 from dapr_service_kit.settings import SidecarAppSettings
 from dapr_service_kit.tracing import configure_tracing, telemetry_config
 from dapr_service_kit.validation import answer_validation_errors
@@ -73,5 +74,5 @@ def guard_and_observe(app: FastAPI, settings: SidecarAppSettings, policy: KeyPol
     app.add_middleware(ApiKeyGuard, expected=runtime_api_key, policy=policy)
     if settings.metrics_port is not None:
         app.add_middleware(RequestMetrics)
-    app.add_middleware(TraceContext)
+    app.add_middleware(RequestTrace)
     document_api_key(app, policy)

@@ -12,6 +12,7 @@ from dapr.conf import settings as dapr_settings
 
 from dapr_service_kit.secrets import DaprSecretStore
 from dapr_service_kit.settings import SidecarAppSettings
+from dapr_service_kit.sidecar_trace import TraceContextOnCalls
 from dapr_service_kit.state_store import DaprStateStore, Stores
 
 
@@ -23,7 +24,7 @@ async def open_dapr_client(call_timeout_seconds: float) -> AsyncIterator[DaprCli
     # The client's constructor blocks until the sidecar answers; wait without blocking
     # the event loop first, so that the constructor's own check passes at once.
     await AsyncDaprHealth.wait_for_sidecar()  # type: ignore[no-untyped-call]
-    client = DaprClient()
+    client = DaprClient(interceptors=[TraceContextOnCalls()])
     try:
         yield client
     finally:

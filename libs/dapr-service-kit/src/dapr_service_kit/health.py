@@ -5,7 +5,7 @@ runtime on `app.state.runtime` (with `state`, the state port) and its settings o
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from dapr_service_kit.state_store import InfrastructureUnavailable
+from dapr_service_kit.errors import InfrastructureUnavailable
 
 router = APIRouter(tags=["health"])
 

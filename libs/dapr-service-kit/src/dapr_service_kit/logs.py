@@ -1,7 +1,7 @@
 """How both services log: a human line where a person reads the terminal (`make up`,
 `make watch`), one JSON object per line where logs are collected (containers set
-LOG_FORMAT=json). Both carry the W3C trace context that daprd sent with the request
-being handled, so a line can be followed to its trace.
+LOG_FORMAT=json). Both carry the trace context of the request being handled
+(request_trace.py), so a line can be followed to its trace.
 
 JSON fields: timestamp (UTC, ISO 8601), level, service, logger, message, and when
 known trace_id, span_id (this app's span while traces are exported, else the span of
@@ -13,40 +13,9 @@ import logging
 import os
 from datetime import UTC, datetime
 
-from opentelemetry import context, propagate, trace
-from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Receive, Scope, Send
-
-from dapr_service_kit.trace_edge import from_public_caller
+from opentelemetry import trace
 
 TEXT_FORMAT = "%(levelname)s %(name)s: %(message)s"
-
-
-class TraceContext:
-    """ASGI middleware: while no span of this app is current (spans are exported only
-    when tracing is configured, tracing.py), the request's traceparent, as daprd sends
-    it on every invocation and subscription delivery, becomes the current trace
-    context: of the log lines, and of the calls this request makes to the sidecar.
-    All-zero ids (daprd's while its tracing is off) are no trace and are dropped. A
-    public caller's traceparent is not taken (trace_edge): passed on to the sidecar, its
-    sampled flag would decide what the sidecar records."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self._app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or trace.get_current_span().get_span_context().is_valid:
-            await self._app(scope, receive, send)
-            return
-        extracted = propagate.extract(Headers(scope=scope))
-        if from_public_caller(extracted):
-            await self._app(scope, receive, send)
-            return
-        token = context.attach(extracted)
-        try:
-            await self._app(scope, receive, send)
-        finally:
-            context.detach(token)
 
 
 def current_trace() -> tuple[str, str] | None:

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from dapr.aio.clients import DaprClient
 
-from dapr_service_kit.state_store import InfrastructureUnavailable, sidecar_call
+from dapr_service_kit.errors import InfrastructureUnavailable, sidecar_call
 
 logger = logging.getLogger(__name__)
 

@@ -1,5 +1,6 @@
-"""Dapr's state API as both services use it: the outcomes their domain code handles
-(a lost version race, an outage) and the adapter on the process's one async client.
+"""Dapr's state API as both services use it: the port their domain code sees and the
+adapter on the process's one async client. Its outcomes (a lost version race, an
+outage) are in dapr_service_kit.errors.
 
 The services never write unconditionally: with an ETag a write lands only over that
 version, and an etag-less one is a first-write, so that no write silently replaces
@@ -7,31 +8,21 @@ another writer's.
 """
 
 import logging
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, Self, TypeVar
 
-import aiohttp  # noqa: TID251 - only to name the errors of the SDK's invocation client
 import grpc
 from dapr.aio.clients import DaprClient
 from dapr.clients.exceptions import DaprInternalError
 from dapr.clients.grpc._state import Concurrency, StateOptions
 
+from dapr_service_kit.errors import EtagMismatch, InfrastructureUnavailable, sidecar_call
 from dapr_service_kit.state_errors import describe, is_version_conflict, status_of
-
-T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
 _READINESS_PROBE_KEY = "readiness-probe"
-
-
-class InfrastructureUnavailable(Exception):
-    """The sidecar or the store behind it did not answer: the caller may retry later."""
-
-
-class EtagMismatch(Exception):
-    """A conditional write lost: the stored version is not the one the write expected."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,15 +81,6 @@ class Stores(Generic[AppStateStore]):
 
     state: AppStateStore
     secrets: SecretStore
-
-
-async def sidecar_call(operation: Awaitable[T]) -> T:
-    """Await a call to the sidecar; any failure is an outage. (The SDK's service
-    invocation goes over HTTP: its failures are aiohttp's and timeouts.)"""
-    try:
-        return await operation
-    except (grpc.RpcError, DaprInternalError, aiohttp.ClientError, TimeoutError) as error:
-        raise InfrastructureUnavailable(describe(error)) from error
 
 
 def etag_after_write(replaced: str | None) -> str | None:

@@ -3,7 +3,7 @@ invokes them) and the notification feed."""
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query, Request
 
 from dapr_service_kit.sidecar_auth import FromSidecar
 from notification_service.models import (
@@ -12,12 +12,10 @@ from notification_service.models import (
     NotifyResult,
     PipelineLag,
 )
-from notification_service.runtime import Runtime, provide_runtime
+from notification_service.runtime import get_runtime
 from task_contracts import NotifyRequest
 
 router = APIRouter(tags=["notifications"])
-
-RuntimeDep = Annotated[Runtime, Depends(provide_runtime)]
 
 
 @router.post(
@@ -33,13 +31,13 @@ RuntimeDep = Annotated[Runtime, Depends(provide_runtime)]
         },
     },
 )
-async def notify(body: NotifyRequest, runtime: RuntimeDep) -> NotifyResult:
+async def notify(body: NotifyRequest, request: Request) -> NotifyResult:
     """Invoked by task-api through Dapr service invocation. A repeated event is
     acknowledged and changes nothing. Answers 200 only once the line is written: a
     call that arrives while another is at it waits for that one, and gets 503 if it
     fails or is still at work when task-api's sidecar would stop waiting."""
     event = body.event
-    notifications = runtime.notifications
+    notifications = get_runtime(request).notifications
     new = await notifications.record(
         NotificationKind.NOTIFY,
         event_id=str(event.event_id),
@@ -58,14 +56,14 @@ async def notify(body: NotifyRequest, runtime: RuntimeDep) -> NotifyResult:
     dependencies=[FromSidecar],
     responses={401: {"description": "Not called through the Dapr sidecar"}},
 )
-async def pipeline_lag(runtime: RuntimeDep) -> PipelineLag:
+async def pipeline_lag(request: Request) -> PipelineLag:
     """Invoked by task-api, which refuses writes while the events fall behind."""
-    return PipelineLag(lag_seconds=round(runtime.lag.seconds(), 3))
+    return PipelineLag(lag_seconds=round(get_runtime(request).lag.seconds(), 3))
 
 
 @router.get("/notifications", response_model=NotificationPage)
 async def list_notifications(
-    runtime: RuntimeDep, limit: Annotated[int, Query(ge=1, le=200)] = 20
+    request: Request, limit: Annotated[int, Query(ge=1, le=200)] = 20
 ) -> NotificationPage:
     """The most recent notifications, newest first."""
-    return NotificationPage(items=await runtime.notifications.recent(limit))
+    return NotificationPage(items=await get_runtime(request).notifications.recent(limit))

@@ -9,9 +9,9 @@ from fastapi import Request
 from prometheus_client import Counter
 from pydantic import ValidationError
 
+from dapr_service_kit.optimistic import TooMuchContention
 from dapr_service_kit.subscriptions import DROP, RETRY, SUCCESS, subscription_router
 from notification_service.models import NotificationKind
-from notification_service.notification_log import TooMuchContention
 from notification_service.ports import InfrastructureUnavailable
 from notification_service.runtime import get_runtime
 from task_contracts import CURRENT_SCHEMA_VERSION, EventType, TaskEvent

@@ -1,11 +1,9 @@
 """The notification-service ASGI app: `uvicorn notification_service.main:app`."""
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 from dapr_service_kit.api_key import KeyPolicy
 from dapr_service_kit.app_setup import (
@@ -14,23 +12,29 @@ from dapr_service_kit.app_setup import (
     guard_and_observe,
     service_app,
 )
+from dapr_service_kit.http_errors import Answer, install_error_handlers
+from dapr_service_kit.optimistic import TooMuchContention
 from dapr_service_kit.secrets import wait_for_secret
 from notification_service import api, events
 from notification_service.dapr_adapters import connect_dapr
 from notification_service.lag import LagMeter
-from notification_service.notification_log import NotificationLog, TooMuchContention
+from notification_service.notification_log import NotificationLog
 from notification_service.ports import InfrastructureUnavailable
 from notification_service.runtime import Ports, Runtime
 from notification_service.settings import Settings
 from notification_service.timing import AttemptTiming
-
-logger = logging.getLogger(__name__)
 
 # The feed carries task titles, ids and priorities: it takes task-api's key. Open: the
 # probes and the API's description; `notify`, `pipeline/lag` and the subscriptions under
 # /events are the sidecar's, checked against its app token.
 KEY_POLICY = KeyPolicy(sidecar_paths=frozenset({"/notify", "/pipeline/lag"}))
 SUMMARY = "Turns task events into notifications"
+# What a client gets for each error the routes let through (anything else: 500). Both
+# are worth a retry: an outage, or a notification still being recorded (DeliveryInProgress).
+ERRORS: dict[type[Exception], Answer] = {
+    InfrastructureUnavailable: (503, "the state store is unavailable; retry later"),
+    TooMuchContention: (503, "the state store is unavailable; retry later"),
+}
 
 
 def create_app(
@@ -67,22 +71,7 @@ def create_app(
     app = service_app("notification-service", SUMMARY, settings, connect or connect_dapr, runtime)
     app.include_router(api.router)
     app.include_router(events.router)
-
-    async def unavailable(_: Request, error: Exception) -> JSONResponse:
-        logger.warning("state store unavailable: %s", error)
-        return JSONResponse(
-            {"detail": "the state store is unavailable; retry later"},
-            status_code=503,
-            headers={"Retry-After": str(settings.retry_after_seconds)},
-        )
-
-    async def unexpected(_: Request, error: Exception) -> JSONResponse:
-        logger.exception("unhandled error", exc_info=error)
-        return JSONResponse({"detail": "internal error"}, status_code=500)
-
-    app.add_exception_handler(InfrastructureUnavailable, unavailable)
-    app.add_exception_handler(TooMuchContention, unavailable)
-    app.add_exception_handler(Exception, unexpected)
+    install_error_handlers(app, ERRORS, retry_after_seconds=settings.retry_after_seconds)
     guard_and_observe(app, settings, KEY_POLICY)
     return app
 

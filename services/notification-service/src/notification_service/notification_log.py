@@ -25,7 +25,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import random
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from uuid import UUID, uuid4
 from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
+from dapr_service_kit.optimistic import TooMuchContention, update_key
 from dapr_service_kit.state_store import etag_after_write
 from notification_service.models import Notification, NotificationKind
 from notification_service.ports import (
@@ -45,11 +45,10 @@ from notification_service.ports import (
 )
 from notification_service.timing import AttemptTiming
 
-logger = logging.getLogger("notifications")
+notification_lines = logging.getLogger("notifications")
 # Not the notification lines above (`make watch` follows those): what happened to them.
-activity = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 64
 DUPLICATES = Counter(
     "notifications_duplicates_suppressed_total",
     "Deliveries of a notification recorded before (redeliveries, retried notify calls)",
@@ -267,7 +266,7 @@ class NotificationLog:
         recorded = attempt.result() and not joined
         if not recorded:
             DUPLICATES.labels(kind.value).inc()
-            activity.info("duplicate %s %s: recorded before, nothing to do", kind.value, event_id)
+            logger.info("duplicate %s %s: recorded before, nothing to do", kind.value, event_id)
         return recorded
 
     def _attempt_done(self, key: str, attempt: "asyncio.Task[bool]") -> None:
@@ -278,7 +277,7 @@ class NotificationLog:
         error = attempt.exception()
         if error is not None:
             # Its callers may have stopped waiting: say it here, once.
-            activity.warning("%s: not recorded (%s); a redelivery will", key, error)
+            logger.warning("%s: not recorded (%s); a redelivery will", key, error)
 
     async def close(self) -> None:
         """Stop the attempts in progress (the process is stopping): their claims are
@@ -354,7 +353,9 @@ class NotificationLog:
                 await self._insert(notification, may_be_evicted=replacing is not None)
                 if loop.time() > log_by:
                     raise HoldExpired(f"{key}: too slow to log before its hold ends")
-                logger.info(notification.message, extra={"event_id": notification.event_id})
+                notification_lines.info(
+                    notification.message, extra={"event_id": notification.event_id}
+                )
                 logged = True
                 held_etag = (
                     etag_after_write(replacing.etag if replacing else None)
@@ -454,12 +455,15 @@ class NotificationLog:
         return pending.outcome.result()
 
     async def _insert_entries(self, key: str, batch: list["_PendingInsert"]) -> list[bool]:
+        """Insert the batch's entries into the shard in one write; for each, whether it
+        was listed (False: there already, or too old to keep)."""
         capacity = max(1, self._capacity // RECENT_SHARDS)
-        for attempt in range(MAX_ATTEMPTS):
-            stored = await self._state.get(key)
-            entries = _recent_entries.validate_json(stored.data) if stored else []
+        outcomes: list[bool] = []
+
+        def insert(data: bytes | None) -> bytes | None:
+            entries = _recent_entries.validate_json(data) if data is not None else []
             listed = {(e.kind, e.event_id) for e in entries}
-            outcomes = []
+            outcomes.clear()
             for pending in batch:
                 entry = pending.entry
                 outcomes.append(
@@ -476,18 +480,11 @@ class NotificationLog:
                     entries.sort(key=lambda e: e.received_at, reverse=True)
                     del entries[capacity:]
             if not any(outcomes):
-                return outcomes
-            data = _recent_entries.dump_json(entries, exclude_none=True)
-            try:
-                if stored is None:
-                    await self._state.save(key, data, etag=None, first_write=True)
-                else:
-                    await self._state.save(key, data, etag=stored.etag)
-            except EtagMismatch:
-                await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # noqa: S311
-                continue
-            return outcomes
-        raise TooMuchContention(key)
+                return None
+            return _recent_entries.dump_json(entries, exclude_none=True)
+
+        await update_key(self._state, key, insert)
+        return outcomes
 
 
 @dataclass(frozen=True, slots=True)
@@ -495,10 +492,6 @@ class _PendingInsert:
     entry: RecentEntry
     may_be_evicted: bool
     outcome: "asyncio.Future[bool]"
-
-
-class TooMuchContention(Exception):
-    pass
 
 
 class DeliveryInProgress(TooMuchContention):

@@ -6,10 +6,15 @@ from fastapi import Request
 
 from notification_service.lag import LagMeter
 from notification_service.notification_log import NotificationLog
-from notification_service.ports import StateStore, Stores
+from notification_service.ports import SecretStore, StateStore
 
-# notification-service needs the stores and nothing else.
-Ports = Stores[StateStore]
+
+@dataclass(frozen=True, slots=True)
+class Ports:
+    """What the app opens for its lifetime: Dapr's in production, fakes in unit tests."""
+
+    state: StateStore
+    secrets: SecretStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,11 +28,7 @@ class Runtime:
 
 
 def get_runtime(request: Request) -> Runtime:
+    """The process's runtime, taken from the request rather than injected with Depends:
+    a dependency costs about 10 µs per request, for a value that never changes."""
     runtime: Runtime = request.app.state.runtime
     return runtime
-
-
-async def provide_runtime(request: Request) -> Runtime:
-    """get_runtime as a FastAPI dependency. Async on purpose: FastAPI runs a plain-def
-    dependency in a worker thread, a thread hop on every request."""
-    return get_runtime(request)

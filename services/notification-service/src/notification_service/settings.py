@@ -17,7 +17,7 @@ class Settings(SidecarAppSettings):
     # minutes: a dead consumer's messages after processingTimeout (30 s), the delivery
     # retries within about a minute, a retried `notify` within seconds of the answer it
     # lost. It is also what each write costs Redis for that long, about 0.5 KB (see
-    # README, "Redis' memory is bounded"): at the ~260 writes/s two cores sustain, 10
+    # docs/design.md, "Redis' memory is bounded"): at the ~260 writes/s two cores sustain, 10
     # minutes of claims take 80 to 90 MB, which with both streams at their cap (about
     # 96 MB) stays inside the 256 MiB the Kubernetes Redis gets. It was 7 days: with the
     # streams untrimmed, about 8 minutes of such writes filled that Redis.

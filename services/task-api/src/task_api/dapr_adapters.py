@@ -12,12 +12,13 @@ from opentelemetry import trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from dapr_service_kit.client import open_sidecar
-from dapr_service_kit.state_store import DaprStateStore, InfrastructureUnavailable, sidecar_call
+from dapr_service_kit.errors import InfrastructureUnavailable, sidecar_call
+from dapr_service_kit.state_store import DaprStateStore
+from task_api.ports import KeyVersion
 from task_api.runtime import Ports
 from task_api.settings import Settings
 from task_contracts import NotifyRequest, TaskEvent
 
-tracer = trace.get_tracer(__name__)
 # The outbox copies a write's metadata into its event's envelope: only the W3C trace
 # context goes there, never baggage (what a client sent would ride in every event its
 # request causes), whatever propagators the process is configured with.
@@ -35,6 +36,7 @@ class TaskStateStore(DaprStateStore):
         etag: str | None,
         event: TaskEvent,
         ttl_seconds: int | None = None,
+        delete: KeyVersion | None = None,
     ) -> None:
         """One state transaction on an outbox-enabled store: Dapr publishes it to the
         outbox topic once the transaction commits.
@@ -45,23 +47,33 @@ class TaskStateStore(DaprStateStore):
         execute_state_transaction drops per-operation metadata, so the request is built
         here on the client's own stub.
         """
-        with tracer.start_as_current_span(
-            f"{self._store} transaction",
-            kind=trace.SpanKind.CLIENT,
-            attributes={"task.id": str(event.task_id)},
-        ):
-            # The event's span: from the commit on, its deliveries are its children.
-            publish = tracer.start_span(
-                f"outbox publish {event.event_type.value}",
-                kind=trace.SpanKind.PRODUCER,
-                attributes={"messaging.message.id": str(event.event_id)},
+        # No span of its own: the sidecar records the transaction as a child of the
+        # request's span, which carries the task and its event, and the event's
+        # deliveries hang from it too. A span for the commit cost a write more than
+        # tracing's budget (bench/results/profiles/) and said what the sidecar's says.
+        request_span = trace.get_current_span()
+        request_span.set_attributes(
+            {
+                "task.id": str(event.task_id),
+                "messaging.message.id": str(event.event_id),
+                "messaging.message.type": event.event_type.value,
+            }
+        )
+        request = self._outbox_transaction(key, data, etag, event, ttl_seconds)
+        if delete is not None:
+            # Not an upsert: the outbox publishes nothing for it. Before the projection,
+            # which must stay the last operation (see below).
+            request.operations.insert(
+                1,
+                api_v1.TransactionalStateOperation(
+                    operationType="delete",
+                    request=common_v1.StateItem(
+                        key=delete.key, etag=common_v1.Etag(value=delete.etag)
+                    ),
+                ),
             )
-            request = self._outbox_transaction(key, data, etag, event, ttl_seconds, publish)
-            stub: Any = self._client._stub
-            try:
-                await sidecar_call(stub.ExecuteStateTransaction(request))
-            finally:
-                publish.end()
+        stub: Any = self._client._stub
+        await sidecar_call(stub.ExecuteStateTransaction(request))
 
     def _outbox_transaction(
         self,
@@ -70,7 +82,6 @@ class TaskStateStore(DaprStateStore):
         etag: str | None,
         event: TaskEvent,
         ttl_seconds: int | None,
-        publish: trace.Span,
     ) -> api_v1.ExecuteStateTransactionRequest:
         # Copied by the outbox into the CloudEvent envelope: subscriptions route on it.
         task_metadata = {"type": event.event_type.value}
@@ -78,8 +89,9 @@ class TaskStateStore(DaprStateStore):
             task_metadata["ttlInSeconds"] = str(ttl_seconds)
         # The envelope's traceparent, which daprd reads first when it delivers the
         # event. daprd 1.18's outbox leaves it empty beside its own trace id, and an
-        # empty one starts no trace: every delivery would lose the write's trace.
-        TRACE_CONTEXT.inject(task_metadata, context=trace.set_span_in_context(publish))
+        # empty one starts no trace: every delivery would lose the write's trace. The
+        # request's span is current: the deliveries become its children.
+        TRACE_CONTEXT.inject(task_metadata)
         upsert = api_v1.TransactionalStateOperation(
             operationType="upsert",
             request=common_v1.StateItem(

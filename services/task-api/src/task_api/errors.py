@@ -1,4 +1,4 @@
-"""Domain errors. `http_errors` maps each to its status code."""
+"""Domain errors. `main.ERRORS` maps each to its status code."""
 
 
 class TaskNotFound(Exception):

@@ -17,11 +17,14 @@ between LEASE_TTL_SECONDS and the longest a holder takes (30 s against 20 s, see
 test_the_lease_outlives_the_longest_holder). A value this version cannot read (a lease
 of an older version, which has no expiry of its own) is taken for expired.
 
-A holder releases only its own lease: it reads the lease back and deletes that version
-if it still names this holder. Otherwise a writer slower than the lease would delete
-the next holder's and let a third writer race it. A write of the lease whose outcome
-is unknown (its answer lost, or the request cancelled) is released the same way: it
-may have landed.
+A holder releases only its own lease: it deletes the version it knows names this
+holder. Otherwise a writer slower than the lease would delete the next holder's and let
+a third writer race it. The holder learns that version when it reads the task (one
+bulk read of both, `HeldLease.learn`), and then gives the lease back in the very
+transaction that commits its write (`HeldLease.give_back`): a status change costs three
+sidecar calls (lease, read, commit) instead of five. A holder that did not learn its
+version (or whose lease write's outcome is unknown: its answer lost, the request
+cancelled; it may have landed) reads the lease back first.
 """
 
 import asyncio
@@ -30,10 +33,17 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from uuid import UUID, uuid4
 
 from task_api.errors import TaskBusy
-from task_api.ports import EtagMismatch, InfrastructureUnavailable, StateStore, Versioned
+from task_api.ports import (
+    EtagMismatch,
+    InfrastructureUnavailable,
+    KeyVersion,
+    StateStore,
+    Versioned,
+)
 
 logger = logging.getLogger(__name__)
 # Well above what a holder can take: a read and a transaction, each bounded by the
@@ -66,12 +76,39 @@ def _expired(data: bytes, now: float) -> bool:
     return lease is None or lease[1] <= now
 
 
+@dataclass
+class HeldLease:
+    """The lease a writer holds: its key, and once read back, the version that names
+    this holder."""
+
+    key: str
+    owner: str
+    version: Versioned | None = None
+    # Deleted by the transaction that committed the holder's write.
+    given_back: bool = False
+
+    def learn(self, stored: Versioned | None) -> None:
+        """What a read of the lease key found: its version, if it still names us."""
+        lease = _read(stored.data) if stored is not None else None
+        self.version = stored if lease is not None and lease[0] == self.owner else None
+
+    def give_back(self) -> KeyVersion | None:
+        """What a commit deletes along with its write (None: the version is not known;
+        the lease is released after the commit as usual). Call `given_back_by_commit`
+        once that commit succeeded."""
+        return KeyVersion(self.key, self.version.etag) if self.version else None
+
+    def given_back_by_commit(self) -> None:
+        self.given_back = self.version is not None
+
+
 @contextlib.asynccontextmanager
 async def task_lease(
     state: StateStore, task_id: UUID, *, clock: WallClock = time.time
-) -> AsyncIterator[None]:
+) -> AsyncIterator[HeldLease]:
     key = lease_key(task_id)
     owner = uuid4().hex
+    held = HeldLease(key, owner)
     # Whether a lease write of ours may have landed (set before each write, cleared
     # when the store refused it), and whether one surely did.
     may_hold = acquired = False
@@ -88,10 +125,10 @@ async def task_lease(
                 break
             except EtagMismatch:
                 may_hold = False
-            held = await state.get(key)
-            expired = held if held is not None and _expired(held.data, clock()) else None
+            found = await state.get(key)
+            expired = found if found is not None and _expired(found.data, clock()) else None
             # Released or expired since: try again at once; else wait a little.
-            at_once = held is None or expired is not None
+            at_once = found is None or expired is not None
             if time.monotonic() + (0 if at_once else delay) > deadline:
                 raise TaskBusy(str(task_id))
             if expired is not None:
@@ -99,9 +136,13 @@ async def task_lease(
             if not at_once:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 0.1)
-        yield
+        yield held
     finally:
-        if may_hold:
+        if held.given_back:
+            pass
+        elif held.version is not None:
+            await _delete(state, held.version, key, task_id)
+        elif may_hold:
             await _release(state, key, owner, task_id, acquired=acquired)
 
 
@@ -117,13 +158,22 @@ async def _release(
 ) -> None:
     try:
         held = await state.get(key)
-        lease = _read(held.data) if held is not None else None
-        if held is None or lease is None or lease[0] != owner:
-            if acquired:
-                logger.warning("the lease of task %s expired while held; not releasing", task_id)
-            return
-        await state.delete(key, etag=held.etag)
+    except InfrastructureUnavailable:
+        logger.warning("could not release the lease of task %s; it expires by itself", task_id)
+        return
+    lease = _read(held.data) if held is not None else None
+    if held is None or lease is None or lease[0] != owner:
+        if acquired:
+            logger.warning("the lease of task %s expired while held; not releasing", task_id)
+        return
+    await _delete(state, held, key, task_id)
+
+
+async def _delete(state: StateStore, version: Versioned, key: str, task_id: UUID) -> None:
+    try:
+        await state.delete(key, etag=version.etag)
     except EtagMismatch:
+        # Expired and taken over since (or deleted by a commit whose answer was lost).
         logger.warning("the lease of task %s changed hands while released", task_id)
     except InfrastructureUnavailable:
         # It expires by itself; the outcome of the write is what the caller must hear.

@@ -14,12 +14,23 @@ from dapr_service_kit.app_setup import (
     guard_and_observe,
     service_app,
 )
+from dapr_service_kit.http_errors import Answer, install_error_handlers
+from dapr_service_kit.optimistic import TooMuchContention
 from dapr_service_kit.secrets import wait_for_secret
 from task_api import api, events
 from task_api.backpressure import WriteLimiter
 from task_api.body_guard import JsonBodyGuard
 from task_api.dapr_adapters import connect_dapr
-from task_api.http_errors import install_error_handlers
+from task_api.errors import (
+    IdempotencyKeyReused,
+    InvalidCursor,
+    PreconditionFailed,
+    TaskBusy,
+    TaskGone,
+    TaskNotFound,
+)
+from task_api.etags import MalformedIfMatch
+from task_api.ports import InfrastructureUnavailable
 from task_api.runtime import Ports, Runtime
 from task_api.settings import Settings
 from task_api.tasks import TaskService
@@ -31,6 +42,21 @@ logger = logging.getLogger(__name__)
 # subscriptions under /events (the sidecar's, checked against its app token).
 KEY_POLICY = KeyPolicy()
 SUMMARY = "Tasks on Dapr state, pub/sub and secrets"
+# What a client gets for each error the routes let through (anything else: 500).
+ERRORS: dict[type[Exception], Answer] = {
+    TaskNotFound: (404, "task not found"),
+    TaskGone: (410, "the task this Idempotency-Key created has been deleted since"),
+    PreconditionFailed: (412, "If-Match does not name the current version of the task"),
+    TaskBusy: (409, "the task is being changed by another request; retry"),
+    TooMuchContention: (409, "too many concurrent writers; retry"),
+    InvalidCursor: (400, "invalid cursor"),
+    MalformedIfMatch: (
+        400,
+        'If-Match must be * or a comma-separated list of quoted entity tags, e.g. "3f2c..."',
+    ),
+    IdempotencyKeyReused: (422, "Idempotency-Key was already used with a different body"),
+    InfrastructureUnavailable: (503, "a backing service is unavailable; retry later"),
+}
 
 
 def create_app(
@@ -79,7 +105,7 @@ def create_app(
     app = service_app("task-api", SUMMARY, settings, connect or connect_dapr, runtime_and_lag_watch)
     app.include_router(api.router)
     app.include_router(events.router)
-    install_error_handlers(app, settings.retry_after_seconds)
+    install_error_handlers(app, ERRORS, retry_after_seconds=settings.retry_after_seconds)
     install_refusal(app)
     # Every body arrives whole (or is refused) before a route, and with it a write slot,
     # is reached; and only for a caller with the key (guard_and_observe's guard runs

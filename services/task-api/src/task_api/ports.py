@@ -4,25 +4,31 @@
 Nothing here knows about gRPC, Redis or HTTP.
 """
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from dapr_service_kit import state_store
-from dapr_service_kit.state_store import (
-    EtagMismatch,
-    InfrastructureUnavailable,
-    SecretStore,
-    Versioned,
-)
+from dapr_service_kit.errors import EtagMismatch, InfrastructureUnavailable
+from dapr_service_kit.state_store import SecretStore, Versioned
 from task_contracts import TaskEvent
 
 __all__ = [
     "EtagMismatch",
     "InfrastructureUnavailable",
+    "KeyVersion",
     "NotificationClient",
     "SecretStore",
     "StateStore",
     "Versioned",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyVersion:
+    """One version of a key: what a transaction deletes only if it is still that one."""
+
+    key: str
+    etag: str
 
 
 class StateStore(state_store.StateStore, Protocol):
@@ -40,11 +46,13 @@ class StateStore(state_store.StateStore, Protocol):
         etag: str | None,
         event: TaskEvent,
         ttl_seconds: int | None = None,
+        delete: KeyVersion | None = None,
     ) -> None:
         """Write `data` and publish `event` if, and only if, the write commits. With
         `etag`, only over that version; without, only if the key is absent where the
         store honours first-write in a transaction (state.redis does not: there the
-        caller must be the key's only writer)."""
+        caller must be the key's only writer). With `delete`, the same transaction
+        deletes that key at that version (a lease given back with the write)."""
         ...
 
 

@@ -11,6 +11,8 @@ from task_api.tasks import TaskService
 
 @dataclass(frozen=True, slots=True)
 class Ports:
+    """What the app opens for its lifetime: Dapr's in production, fakes in unit tests."""
+
     state: StateStore
     secrets: SecretStore
     notifications: NotificationClient
@@ -27,5 +29,7 @@ class Runtime:
 
 
 def get_runtime(request: Request) -> Runtime:
+    """The process's runtime, taken from the request rather than injected with Depends:
+    a dependency costs about 10 µs per request, for a value that never changes."""
     runtime: Runtime = request.app.state.runtime
     return runtime

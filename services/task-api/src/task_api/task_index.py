@@ -47,8 +47,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
+from dapr_service_kit.optimistic import TooMuchContention, update_key
 from dapr_service_kit.state_store import etag_after_write
-from task_api.conditional import TooMuchContention, update_key
 from task_api.ports import InfrastructureUnavailable, StateStore, Versioned
 
 logger = logging.getLogger(__name__)

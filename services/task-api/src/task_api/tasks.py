@@ -14,10 +14,10 @@ from uuid import UUID, uuid4
 
 from pydantic import BaseModel
 
-from task_api.conditional import TooMuchContention
+from dapr_service_kit.optimistic import TooMuchContention
 from task_api.cursor import CursorCodec
 from task_api.errors import IdempotencyKeyReused, PreconditionFailed, TaskGone, TaskNotFound
-from task_api.lease import WallClock, task_lease
+from task_api.lease import HeldLease, WallClock, task_lease
 from task_api.models import Task, TaskPage
 from task_api.ports import EtagMismatch, InfrastructureUnavailable, StateStore, Versioned
 from task_api.records import TaskRecord, created_record, event_for, new_revision, task_key
@@ -192,10 +192,10 @@ class TaskService:
         # commits it, the others find it. Without the lease two could both find it
         # absent and commit, and the later commit would undo a delete in between
         # (state.redis applies an etag-less write in a transaction whatever is stored).
-        async with self._leased(task.id):
-            stored = await self._state.get(task_key(task.id))
+        async with self._leased(task.id) as lease:
+            stored = await self._read_leased(task.id, lease)
             if stored is None:
-                return await self._commit_new(task, now)
+                return await self._commit_new(task, now, lease)
         # Created by the first request; a tombstone means deleted since, and a retry
         # must not bring it back (the tombstone outlives the key).
         existing = TaskRecord.from_bytes(stored.data)
@@ -203,7 +203,9 @@ class TaskService:
             raise TaskGone(str(task.id))
         return existing
 
-    async def _commit_new(self, task: Task, now: datetime) -> TaskRecord:
+    async def _commit_new(
+        self, task: Task, now: datetime, lease: HeldLease | None = None
+    ) -> TaskRecord:
         # Index first: a task is never committed without being listable. The entry
         # is added at `now`, not at the task's creation: a replayed create commits now.
         record = created_record(task, await self._index.add(task.id, now))
@@ -215,7 +217,10 @@ class TaskService:
             record.to_bytes(),
             etag=None,
             event=event_for(task, EventType.CREATED, now),
+            delete=lease.give_back() if lease else None,
         )
+        if lease:
+            lease.given_back_by_commit()
         return record
 
     async def update(
@@ -243,8 +248,8 @@ class TaskService:
         return await self._change(task_id, if_match, apply)
 
     async def delete(self, task_id: UUID, if_match: frozenset[str] | None) -> None:
-        async with self._leased(task_id):
-            loaded = await self._load(task_id)
+        async with self._leased(task_id) as lease:
+            loaded = self._live(task_id, await self._read_leased(task_id, lease))
             self._check_precondition(loaded, if_match)
             now = self._clock()
             tombstone = loaded.record.model_copy(
@@ -256,7 +261,9 @@ class TaskService:
                 etag=loaded.etag,
                 event=event_for(loaded.record.task, EventType.DELETED, now),
                 ttl_seconds=TOMBSTONE_TTL_SECONDS,
+                delete=lease.give_back(),
             )
+            lease.given_back_by_commit()
         # After the commit, and best effort: the delete has happened whatever this does,
         # and readers skip an entry whose task is a tombstone.
         seq = loaded.record.index_seq
@@ -269,18 +276,28 @@ class TaskService:
     # --- helpers -------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def _leased(self, task_id: UUID) -> AsyncIterator[None]:
+    async def _leased(self, task_id: UUID) -> AsyncIterator[HeldLease]:
         """The task's lease, then a write slot: while a write waits for another writer
         of the same task it holds no slot, so a busy task cannot hold up writes to
         every other task."""
-        async with task_lease(self._state, task_id, clock=self._lease_clock), self._write_slot():
-            yield
+        async with (
+            task_lease(self._state, task_id, clock=self._lease_clock) as lease,
+            self._write_slot(),
+        ):
+            yield lease
+
+    async def _read_leased(self, task_id: UUID, lease: HeldLease) -> Versioned | None:
+        """The task as stored, read in one call with the lease: the lease's version
+        lets the commit give it back (see task_api.lease)."""
+        found = await self._state.get_many([task_key(task_id), lease.key])
+        lease.learn(found.get(lease.key))
+        return found.get(task_key(task_id))
 
     async def _change(
         self, task_id: UUID, if_match: frozenset[str] | None, change: Change
     ) -> TaskRecord:
-        async with self._leased(task_id):
-            loaded = await self._load(task_id)
+        async with self._leased(task_id) as lease:
+            loaded = self._live(task_id, await self._read_leased(task_id, lease))
             self._check_precondition(loaded, if_match)
             now = self._clock()
             outcome = change(loaded.record.task, now)
@@ -293,7 +310,9 @@ class TaskService:
                 record.to_bytes(),
                 etag=loaded.etag,
                 event=event_for(task, event_type, now),
+                delete=lease.give_back(),
             )
+            lease.given_back_by_commit()
             return record
 
     @staticmethod
@@ -302,20 +321,18 @@ class TaskService:
         if if_match is not None and loaded.record.revision not in if_match:
             raise PreconditionFailed(str(loaded.record.task.id))
 
-    async def _load_optional(self, task_id: UUID) -> _Loaded | None:
-        stored: Versioned | None = await self._state.get(task_key(task_id))
+    @staticmethod
+    def _live(task_id: UUID, stored: Versioned | None) -> _Loaded:
+        """The stored task unless it is missing or deleted (TaskNotFound)."""
         if stored is None:
-            return None
+            raise TaskNotFound(str(task_id))
         record = TaskRecord.from_bytes(stored.data)
         if record.deleted_at is not None:
-            return None
+            raise TaskNotFound(str(task_id))
         return _Loaded(record, stored.etag)
 
     async def _load(self, task_id: UUID) -> _Loaded:
-        loaded = await self._load_optional(task_id)
-        if loaded is None:
-            raise TaskNotFound(str(task_id))
-        return loaded
+        return self._live(task_id, await self._state.get(task_key(task_id)))
 
     async def _claim_idempotency_key(self, key: str, request: TaskCreate, task: Task) -> Task:
         """The task this key creates: ours if the key is new (or its claim expired),

@@ -1,16 +1,20 @@
-"""Read-modify-write of one state key, retried when another writer got there first."""
+"""Read-modify-write of one state key, retried when another writer got there first: the
+one optimistic-concurrency loop of both services (task-api's index, notification-service's
+recent list)."""
 
 import asyncio
 import random
 from collections.abc import Callable
 
-from task_api.ports import EtagMismatch, StateStore, Versioned
+from dapr_service_kit.errors import EtagMismatch
+from dapr_service_kit.state_store import StateStore, Versioned
 
 MAX_ATTEMPTS = 64
 
 
 class TooMuchContention(Exception):
-    pass
+    """The key's write lost the race MAX_ATTEMPTS times in a row: the caller may retry
+    later (each service says how: 409, 503, a redelivery)."""
 
 
 async def update_key(
@@ -23,10 +27,11 @@ async def update_key(
     """Apply `change` to the key's current value (None when absent) until the write
     lands on the version it was computed from. `change` returning None means nothing
     to write. With `assumed`, the first attempt starts from that version instead of
-    reading the key (a wrong guess costs one refused write, then a read).
+    reading the key (a wrong guess costs one refused write, then a read). `change` may
+    run several times: what it finds out, it keeps from its last call.
 
     Returns the version the landed write replaced (None when it created the key or
-    nothing was written)."""
+    nothing was written). Raises TooMuchContention when every attempt lost."""
     for attempt in range(MAX_ATTEMPTS):
         guessed = attempt == 0 and assumed is not None
         current: Versioned | None = assumed if guessed else await state.get(key)

@@ -1,0 +1,96 @@
+"""How many sidecar calls each operation makes (issue 27): every call is a round trip
+through daprd to the store, and a status change made five (lease, read, commit, read
+the lease back, delete it). A holder now reads its lease with the task and gives it back
+in the transaction that commits its write."""
+
+import uuid
+from collections import Counter
+
+import pytest
+from task_api_fakes import MemoryState
+
+from task_api.errors import PreconditionFailed, TaskNotFound
+from task_api.lease import lease_key
+from task_api.task_index import PAGE_SIZE, SHARD_COUNT
+from task_api.tasks import TaskService
+from task_contracts import TaskCreate, TaskStatus, TaskUpdate
+
+
+async def test_a_read_is_one_call(service: TaskService, state: MemoryState) -> None:
+    created = await service.create(TaskCreate(title="T"))
+    state.calls.clear()
+    await service.get(created.task.id)
+    assert state.calls == Counter(get=1)
+
+
+async def test_a_create_is_two_calls_once_its_index_page_is_open(
+    service: TaskService, state: MemoryState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The index entry (one page write) and the transaction; only the first create in a
+    shard reads its head, and one in PAGE_SIZE moves it."""
+    ids = (uuid.UUID(int=SHARD_COUNT * n) for n in range(1, PAGE_SIZE + 1))  # one shard
+    monkeypatch.setattr("task_api.tasks.uuid4", lambda: next(ids))
+    await service.create(TaskCreate(title="opens the page"))
+    for _ in range(PAGE_SIZE - 1):
+        state.calls.clear()
+        await service.create(TaskCreate(title="T"))
+        assert state.calls == Counter(save=1, save_with_event=1)
+
+
+async def test_a_status_change_is_three_calls_and_leaves_no_lease(
+    service: TaskService, state: MemoryState
+) -> None:
+    created = await service.create(TaskCreate(title="T"))
+    state.calls.clear()
+    await service.change_status(created.task.id, TaskStatus.COMPLETED, None)
+    assert state.calls == Counter(save=1, get_many=1, save_with_event=1)
+    assert lease_key(created.task.id) not in state.items
+    assert [e.event_type.value for e in state.published][-1] == "task.completed"
+
+
+async def test_an_update_is_three_calls(service: TaskService, state: MemoryState) -> None:
+    created = await service.create(TaskCreate(title="T"))
+    state.calls.clear()
+    await service.update(created.task.id, TaskUpdate(title="U"), frozenset({created.revision}))
+    assert state.calls == Counter(save=1, get_many=1, save_with_event=1)
+    assert lease_key(created.task.id) not in state.items
+
+
+async def test_a_write_that_changes_nothing_is_three_calls(
+    service: TaskService, state: MemoryState
+) -> None:
+    created = await service.create(TaskCreate(title="T"))
+    state.calls.clear()
+    await service.change_status(created.task.id, TaskStatus.PENDING, None)
+    assert state.calls == Counter(save=1, get_many=1, delete=1)
+    assert lease_key(created.task.id) not in state.items
+
+
+async def test_refused_writes_release_their_lease_in_one_call(
+    service: TaskService, state: MemoryState
+) -> None:
+    created = await service.create(TaskCreate(title="T"))
+    state.calls.clear()
+    with pytest.raises(PreconditionFailed):
+        await service.update(created.task.id, TaskUpdate(title="U"), frozenset({"other"}))
+    assert state.calls == Counter(save=1, get_many=1, delete=1)
+    assert lease_key(created.task.id) not in state.items
+    await service.delete(created.task.id, None)
+    missing = created.task.id
+    state.calls.clear()
+    with pytest.raises(TaskNotFound):
+        await service.change_status(missing, TaskStatus.COMPLETED, None)
+    assert state.calls == Counter(save=1, get_many=1, delete=1)
+    assert lease_key(missing) not in state.items
+
+
+async def test_a_delete_gives_its_lease_back_with_the_tombstone(
+    service: TaskService, state: MemoryState
+) -> None:
+    created = await service.create(TaskCreate(title="T"))
+    state.calls.clear()
+    await service.delete(created.task.id, None)
+    # Lease, read, commit; then the index entry's page is rewritten (this process wrote
+    # it last and knows its version).
+    assert state.calls == Counter(save=2, get_many=1, save_with_event=1)
+    assert lease_key(created.task.id) not in state.items
