@@ -147,7 +147,7 @@ start_postgres_kafka() {
     -e "s#appDirPath: ./#appDirPath: $repo_root/#" dapr.yaml > "$run_dir/dapr-postgres-kafka.yaml"
   run_file=$run_dir/dapr-postgres-kafka.yaml
   # Kafka adds its latency to the outbox relay's: task-api's back-pressure target must
-  # allow for it (README: Backends).
+  # allow for it (docs/backends.md).
   export TASK_API_EVENT_LAG_TARGET_SECONDS=3
 }
 
@@ -174,7 +174,7 @@ export OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317
 cat <<MSG
 task-api             http://127.0.0.1:8000  (docs: /docs; API key: see components/secrets.json)
 notification-service http://127.0.0.1:8001  (follow notifications: make watch)
-traces               http://127.0.0.1:16686 (Jaeger's query API; README: Follow a task)
+traces               http://127.0.0.1:16686 (Jaeger's query API; docs/operate.md: Follow a task)
 Ctrl-C stops everything.
 MSG
 # The sidecars announce themselves at this address in name resolution: loopback works

@@ -129,6 +129,8 @@ def test_every_file_naming_the_image_names_the_current_tag() -> None:
         *(REPO_ROOT / "k8s-overlays").rglob("*.yaml"),
         REPO_ROOT / "Tiltfile",
         *REPO_ROOT.glob("*.md"),
+        *(REPO_ROOT / "docs").glob("*.md"),
+        REPO_ROOT / "bench" / "README.md",
         *DAPR_DIR.glob("*.md"),
     ]
     named = {

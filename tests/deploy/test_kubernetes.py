@@ -315,8 +315,8 @@ def test_the_collector_address_is_set_in_one_place(tmp_path: Path) -> None:
     }
 
 
-# Who may reach which port of which pod ("anyone" for a rule without `from`). The README's
-# security section lists the same flows.
+# Who may reach which port of which pod ("anyone" for a rule without `from`). The security
+# section of docs/design.md lists the same flows.
 DAPR_INTERNAL_GRPC = 50002
 FLOWS = {
     ("task-api", 8000): "anyone",
@@ -487,7 +487,7 @@ def test_the_overlay_is_k8s_with_postgres_and_kafka_in_place_of_redis(
         ("Deployment", "task-api"),
     }  # fmt: skip
     # task-api: its lag target only. Kafka's fetch and group latency come on top of the
-    # outbox relay's second (README, Backends).
+    # outbox relay's second (docs/backends.md).
     lag = "TASK_API_EVENT_LAG_TARGET_SECONDS"
     task_api = overlay[("Deployment", "task-api")]
     assert without_env(task_api, lag) == without_env(base[("Deployment", "task-api")], lag)

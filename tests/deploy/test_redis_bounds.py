@@ -115,7 +115,7 @@ def test_the_dedupe_ttl_outlives_every_redelivery_and_every_attempt() -> None:
     """A claim must live longer than the longest an attempt holds it and watches it,
     and longer than a redelivery takes: processingTimeout (30 s) and the delivery
     retries (about a minute). It is also what every write costs Redis for that long
-    (README, Redis' memory)."""
+    (docs/design.md, Redis' memory)."""
     ttl = NotificationSettings().dedupe_ttl_seconds
     timing = AttemptTiming(call_seconds=NotificationSettings().dapr_call_timeout_seconds)
     assert ttl > timing.watch_seconds + timing.hold_seconds

@@ -88,7 +88,7 @@ def test_each_replica_runs_beside_its_injected_sidecar(app: str) -> None:
 
 
 def test_created_tasks_show_up_once_in_notification_service_kubectl_logs() -> None:
-    """As the README says to watch them: the logs of every replica (-l), each event in
+    """As docs/deploy.md says to watch them: the logs of every replica (-l), each event in
     exactly one of them."""
     with api() as client:
         created = [client.post("/tasks", json={"title": f"Seen {uuid4()}"}) for _ in range(10)]

@@ -201,7 +201,7 @@ def test_make_up_waits_for_a_redis_that_is_loading_its_data(
     )  # fmt: skip
     assert created.status_code == 201, created.text
     assert "Redis is loading its data set" in make_up.output()
-    # The README's "Follow a task": its trace, from the Jaeger that make up started.
+    # docs/operate.md's "Follow a task": its trace, from the Jaeger that make up started.
     query = {"service": "task-api", "tags": json.dumps({"task.id": created.json()["id"]})}
     wait_until(
         lambda: bool(httpx.get("http://127.0.0.1:16686/api/traces", params=query).json()["data"]),

@@ -124,7 +124,7 @@ async def test_both_streams_stay_at_their_cap_and_lose_no_event(own_stack: Stack
 async def test_redis_memory_per_write_once_the_streams_are_full(own_stack: Stack) -> None:
     """What a write costs Redis once the streams are at their cap: its notification
     claim (kept for the dedupe TTL) and nothing that stays in a stream. The figures go
-    to the README (Redis' memory)."""
+    to docs/design.md (Redis' memory)."""
     await patch_many(own_stack, 2 * CAP)  # the streams at their cap, whatever ran before
     lengths = streams(own_stack)
     start = used_memory(own_stack)
