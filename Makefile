@@ -37,7 +37,7 @@ soak: ## minutes of mixed traffic on the real stack, then an audit (SOAK_SECONDS
 	@source scripts/bootstrap.sh && "$$UV" run --frozen python bench/soak.py \
 	  --seconds $(or $(SOAK_SECONDS),180) --clients $(or $(SOAK_CLIENTS),16)
 
-bench: ## task-api under wrk load vs its sidecar's ceiling, then event lag under load; bench/results/ (BACKEND=postgres-kafka too)
+bench: ## task-api under wrk load vs its sidecar's ceiling, each route with tracing off / as shipped / a naive seed app (CPU and sidecar calls per request), then event lag under load; bench/results/ (BACKEND=postgres-kafka too)
 	@source scripts/bootstrap.sh && scripts/ensure-wrk.sh \
 	  && export TASK_PLATFORM_BACKEND=$(or $(BACKEND),redis) \
 	  && if [[ $$TASK_PLATFORM_BACKEND == postgres-kafka ]]; then \
