@@ -5,12 +5,14 @@ in the transaction that commits its write."""
 
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 
 import pytest
 from task_api_fakes import MemoryState
 
 from task_api.errors import PreconditionFailed, TaskNotFound
 from task_api.lease import lease_key
+from task_api.records import TaskRecord
 from task_api.task_index import PAGE_SIZE, SHARD_COUNT
 from task_api.tasks import TaskService
 from task_contracts import TaskCreate, TaskStatus, TaskUpdate
@@ -37,32 +39,33 @@ async def test_a_create_is_two_calls_once_its_index_page_is_open(
         assert state.calls == Counter(save=1, save_with_event=1)
 
 
-async def test_a_status_change_is_three_calls_and_leaves_no_lease(
-    service: TaskService, state: MemoryState
+Write = Callable[[TaskService, TaskRecord], Awaitable[object]]
+WRITES: dict[str, tuple[Write, Counter[str]]] = {
+    "status change": (
+        lambda s, r: s.change_status(r.task.id, TaskStatus.COMPLETED, None),
+        Counter(save=1, get_many=1, save_with_event=1),
+    ),
+    "update": (
+        lambda s, r: s.update(r.task.id, TaskUpdate(title="U"), frozenset({r.revision})),
+        Counter(save=1, get_many=1, save_with_event=1),
+    ),
+    # Nothing to commit: the lease is deleted at the version read with the task.
+    "no change": (
+        lambda s, r: s.change_status(r.task.id, TaskStatus.PENDING, None),
+        Counter(save=1, get_many=1, delete=1),
+    ),
+}
+
+
+@pytest.mark.parametrize("write", list(WRITES))
+async def test_a_write_is_three_calls_and_leaves_no_lease(
+    service: TaskService, state: MemoryState, write: str
 ) -> None:
     created = await service.create(TaskCreate(title="T"))
     state.calls.clear()
-    await service.change_status(created.task.id, TaskStatus.COMPLETED, None)
-    assert state.calls == Counter(save=1, get_many=1, save_with_event=1)
-    assert lease_key(created.task.id) not in state.items
-    assert [e.event_type.value for e in state.published][-1] == "task.completed"
-
-
-async def test_an_update_is_three_calls(service: TaskService, state: MemoryState) -> None:
-    created = await service.create(TaskCreate(title="T"))
-    state.calls.clear()
-    await service.update(created.task.id, TaskUpdate(title="U"), frozenset({created.revision}))
-    assert state.calls == Counter(save=1, get_many=1, save_with_event=1)
-    assert lease_key(created.task.id) not in state.items
-
-
-async def test_a_write_that_changes_nothing_is_three_calls(
-    service: TaskService, state: MemoryState
-) -> None:
-    created = await service.create(TaskCreate(title="T"))
-    state.calls.clear()
-    await service.change_status(created.task.id, TaskStatus.PENDING, None)
-    assert state.calls == Counter(save=1, get_many=1, delete=1)
+    act, calls = WRITES[write]
+    await act(service, created)
+    assert state.calls == calls
     assert lease_key(created.task.id) not in state.items
 
 
