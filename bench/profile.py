@@ -13,63 +13,25 @@ by time including callees.
 import argparse
 import asyncio
 import collections
-import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "tests"))
+
+from workload import prepare, run_wrk, scenarios  # noqa: E402
 
 from harness.processes import ManagedProcess, stop_leftovers  # noqa: E402
 from harness.stack import Stack  # noqa: E402
 
 OUT = REPO_ROOT / "bench" / "results" / "profiles"
-LUA_DIR = REPO_ROOT / "bench" / "wrk"
 PY_SPY = Path(sys.executable).with_name("py-spy")
-POOL = 200
-ROUTES = {
-    "get": ("GET", "/tasks/{id}", None, ""),
-    "post": ("POST", "/tasks", '{"title": "profile"}', ""),
-    "put": ("PUT", "/tasks/{id}/status", None, "in_progress,completed,pending"),
-}
+# --route: the scenario of bench/workload.py it runs.
+ROUTES = {"get": "GET /tasks/{id}", "post": "POST /tasks", "put": "PUT /tasks/{id}/status"}
 TOP = 25
-
-
-async def create_pool(stack: Stack) -> list[str]:
-    async with httpx.AsyncClient(
-        base_url=stack.task_api.url, headers={"X-API-Key": stack.api_key}, timeout=30
-    ) as api:
-        return [
-            (await api.post("/tasks", json={"title": f"profile {i}"})).json()["id"]
-            for i in range(POOL)
-        ]
-
-
-def wrk(stack: Stack, route: str, ids: list[str], connections: int, seconds: int) -> str:
-    method, path, body, statuses = ROUTES[route]
-    headers = [f"X-API-Key: {stack.api_key}"]
-    env = {
-        **os.environ,
-        "BENCH_LUA_DIR": str(LUA_DIR),
-        "BENCH_METHOD": method,
-        "BENCH_PATH": path,
-        "BENCH_IDS": ",".join(ids),
-        "BENCH_STATUSES": statuses,
-    }
-    if body is not None:
-        env["BENCH_BODY"] = body
-        headers.append("Content-Type: application/json")
-    env["BENCH_HEADERS"] = "|".join(headers)
-    command = [
-        "wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
-        "-s", str(LUA_DIR / "scenario.lua"), stack.task_api.url,
-    ]  # fmt: skip
-    return subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
 
 
 def top_frames(collapsed: Path) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
@@ -109,7 +71,8 @@ def main() -> None:
     stack = Stack(Path(tempfile.mkdtemp(prefix="profile-")), tracing=args.tracing == "on")
     try:
         stack.start()
-        ids = asyncio.run(create_pool(stack))
+        ids, event = asyncio.run(prepare(stack))
+        scenario = {s.name: s for s in scenarios()}[ROUTES[args.route]]
         apps = [stack.task_api.app, stack.notification_service.app]
         samplers = []
         for app in apps:
@@ -133,14 +96,14 @@ def main() -> None:
         processes: list[ManagedProcess] = list(stack.processes)
         before = {p.name: p.cpu_seconds() for p in processes}
         started = time.monotonic()
-        out = wrk(stack, args.route, ids, args.connections, args.seconds)
+        result = run_wrk(stack, scenario, ids, event, args.connections, args.seconds)
         elapsed = time.monotonic() - started
         after = {p.name: p.cpu_seconds() for p in processes}
         for _, _, sampler in samplers:
             sampler.wait(timeout=60)
-        requests = int(next(line.split()[0] for line in out.splitlines() if "requests in" in line))
+        requests = int(result["requests"])
         lines = [
-            f"# Profile: {ROUTES[args.route][0]} {ROUTES[args.route][1]}, tracing {args.tracing}",
+            f"# Profile: {scenario.name}, tracing {args.tracing}",
             "",
             f"{time.strftime('%Y-%m-%d %H:%M')}, wrk {args.connections} connections for "
             f"{args.seconds} s: {requests} requests, {requests / elapsed:.0f} req/s; py-spy at "
